@@ -1,0 +1,19 @@
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> pathlib.Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_mnist() -> pathlib.Path:
+    """The real MNIST files shipped beside the project (test set + 5k training subset)."""
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"no MNIST files at {SHARED_MNIST}")
+    return SHARED_MNIST

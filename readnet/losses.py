@@ -1,0 +1,247 @@
+"""The triplet-loss family of ReadNet (§3, eq. 5-12) and expAT (eq. 10).
+
+Every triplet loss takes un-normalised features ``a, p, n`` of shape [N, d] and
+returns the mean over the N triplets. Mining (which triplets) lives in
+:mod:`readnet.mining`; these functions only score the triplets they are given.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+EXPAT_VARIANTS = ("paper", "reference")
+
+TripletLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+# Floor under squared distances: sqrt has an infinite slope at 0, so identical
+# vectors would otherwise give a NaN gradient (0 * inf).
+_SQUARED_DISTANCE_FLOOR = 1e-12
+
+
+def _check_features(**tensors: Tensor) -> None:
+    """Raise ValueError unless every tensor is a non-empty [N, d] tensor of one shape."""
+    shape = None
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor of shape [N, d], got {type(tensor).__name__}")
+        if tensor.dim() != 2:
+            raise ValueError(f"{name} must be 2-D [N, d], got shape {tuple(tensor.shape)}")
+        if tensor.shape[0] == 0 or tensor.shape[1] == 0:
+            raise ValueError(f"{name} is empty (shape {tuple(tensor.shape)}); pass at least one triplet")
+        if shape is None:
+            shape = tensor.shape
+        elif tensor.shape != shape:
+            names = ", ".join(tensors)
+            shapes = ", ".join(str(tuple(t.shape)) for t in tensors.values())
+            raise ValueError(f"shape mismatch: {names} must have the same [N, d] shape, got {shapes}")
+
+
+def euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
+    """Row-wise L2 distance ||x - y||, with a finite gradient at x == y (floored sqrt)."""
+    squared = (x - y).pow(2).sum(dim=-1)
+    return squared.clamp_min(_SQUARED_DISTANCE_FLOOR).sqrt()
+
+
+def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
+    """Row-wise cos(theta) between x and y (§3.2: the metric once features are normalised)."""
+    return (F.normalize(x, dim=-1) * F.normalize(y, dim=-1)).sum(dim=-1)
+
+
+def angle_from_cosine(cosine: Tensor, eps: float = 1e-7) -> Tensor:
+    """arccos of the cosine truncated to [-1 + eps, 1 - eps] (§3.2, eps = 1e-7).
+
+    d arccos(x)/dx = -1/sqrt(1 - x^2) is infinite at |x| = 1, hence the truncation.
+    eps is raised to the dtype's machine epsilon when it is smaller: in float16 or
+    bfloat16 ``1 - 1e-7`` rounds to 1.0 and the gradient would be inf. In float32
+    1 - 1e-7 is representable below 1 (0.99999988) and the paper's value holds.
+    """
+    eps = max(eps, torch.finfo(cosine.dtype).eps)
+    return torch.arccos(cosine.clamp(-1.0 + eps, 1.0 - eps))
+
+
+def angle(x: Tensor, y: Tensor, eps: float = 1e-7) -> Tensor:
+    """Row-wise angle theta between x and y in radians, the ATL metric (§3.2)."""
+    return angle_from_cosine(cosine_similarity(x, y), eps)
+
+
+def original_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float | None) -> Tensor:
+    """L_ori, ReadNet eq. 5: mean of [D(a,p) - D(a,n) + m]_+ with Euclidean D.
+
+    ``margin=None`` gives TriNet's soft margin log(1 + exp(D(a,p) - D(a,n)))
+    (Hermans et al. 2017), computed with softplus for stability.
+    """
+    _check_features(a=a, p=p, n=n)
+    gap = euclidean_distance(a, p) - euclidean_distance(a, n)
+    if margin is None:
+        return F.softplus(gap).mean()
+    return F.relu(gap + margin).mean()
+
+
+def cosine_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float) -> Tensor:
+    """L_1, ReadNet eq. 6: mean of [cos(theta_an) - cos(theta_ap) + m]_+."""
+    _check_features(a=a, p=p, n=n)
+    return F.relu(cosine_similarity(a, n) - cosine_similarity(a, p) + margin).mean()
+
+
+def arc_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float) -> Tensor:
+    """L_2, ReadNet eq. 7: mean of [cos(theta_an) - cos(theta_ap + m)]_+ (ArcFace-style margin).
+
+    Its slope in theta_ap is sin(theta_ap + m), which is about m near theta_ap = 0:
+    the convergence problem §3.2 describes for small margins.
+    """
+    _check_features(a=a, p=p, n=n)
+    return F.relu(cosine_similarity(a, n) - torch.cos(angle(a, p) + margin)).mean()
+
+
+def feature_norm_regularizer(a: Tensor, p: Tensor, n: Tensor) -> Tensor:
+    """L_reg, ReadNet eq. 10: (1/3) sum over x in {a, p, n} of ||x||_2, per triplet."""
+    return (a.norm(dim=-1) + p.norm(dim=-1) + n.norm(dim=-1)) / 3.0
+
+
+def angular_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float, w1: float = 1e-3) -> Tensor:
+    """L_atl, ReadNet eq. 9: L_emb (eq. 8, [theta_ap - theta_an + m]_+) + w1 * L_reg (eq. 10).
+
+    Angles come from :func:`angle` (eps = 1e-7 truncation, §3.2); L_reg acts on the
+    un-normalised features. The paper uses w1 = 1e-3 (§4).
+    """
+    _check_features(a=a, p=p, n=n)
+    embedding = F.relu(angle(a, p) - angle(a, n) + margin)
+    return (embedding + w1 * feature_norm_regularizer(a, p, n)).mean()
+
+
+def exp_angular_triplet(
+    a: Tensor, p: Tensor, n: Tensor, margin: float = 1.0, variant: str = "paper"
+) -> Tensor:
+    """One direction of expAT (Ye et al. 2020, eq. 10).
+
+    ``variant="paper"`` (default) is the published formula: the mean over triplets of
+    exp([cos(a,n)]_+ - cos(a,p) + margin), margin 1 in the paper.
+    ``variant="reference"`` is what the authors' released code computes: exp of the
+    batch mean of max(0, relu(cos(a,n)) - cos(a,p) + margin) (a MarginRankingLoss
+    inside the exp). The two agree only for a single triplet inside the hinge.
+    """
+    _check_features(a=a, p=p, n=n)
+    exponent = F.relu(cosine_similarity(a, n)) - cosine_similarity(a, p) + margin
+    if variant == "paper":
+        return torch.exp(exponent).mean()
+    if variant == "reference":
+        return torch.exp(F.relu(exponent).mean())
+    raise ValueError(f"variant must be one of {EXPAT_VARIANTS}, got {variant!r}")
+
+
+def bidirectional_exp_angular_triplet(
+    rgb_a: Tensor,
+    ir_p: Tensor,
+    ir_n: Tensor,
+    ir_a: Tensor,
+    rgb_p: Tensor,
+    rgb_n: Tensor,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    margin: float = 1.0,
+    variant: str = "paper",
+) -> Tensor:
+    """L_expAT, expAT eq. 10: alpha * (RGB anchors, IR positives/negatives)
+    + beta * (IR anchors, RGB positives/negatives), each direction an
+    :func:`exp_angular_triplet` mean. The two directions may hold different N.
+    """
+    rgb_anchor = exp_angular_triplet(rgb_a, ir_p, ir_n, margin=margin, variant=variant)
+    ir_anchor = exp_angular_triplet(ir_a, rgb_p, rgb_n, margin=margin, variant=variant)
+    return alpha * rgb_anchor + beta * ir_anchor
+
+
+def _check_labels(labels: Tensor, batch: int, name: str = "labels") -> None:
+    if not isinstance(labels, Tensor) or labels.dim() != 1:
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"{name} must be a 1-D tensor of class indices, got {shape}")
+    if labels.shape[0] != batch:
+        raise ValueError(f"length mismatch: {labels.shape[0]} {name} for {batch} rows")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+
+
+def center_loss(features: Tensor, labels: Tensor, centers: Tensor) -> Tensor:
+    """Center loss (Wen et al. 2016, eq. 2): (1/2) ||x_i - c_{y_i}||^2, mean over the batch.
+
+    ``centers`` is the [num_classes, d] table of class centres. The common PyTorch
+    port (KaiyangZhou/pytorch-center-loss) drops the 1/2; the factor folds into the
+    loss weight.
+    """
+    _check_features(features=features)
+    _check_labels(labels, features.shape[0])
+    if centers.dim() != 2 or centers.shape[1] != features.shape[1]:
+        raise ValueError(
+            f"centers must be [num_classes, {features.shape[1]}] to match the features, "
+            f"got {tuple(centers.shape)}"
+        )
+    if labels.min() < 0 or labels.max() >= centers.shape[0]:
+        raise ValueError(f"labels must lie in [0, {centers.shape[0]}), got {labels.min()}..{labels.max()}")
+    return 0.5 * (features - centers[labels]).pow(2).sum(dim=-1).mean()
+
+
+class CenterLoss(nn.Module):
+    """Center loss with learnable class centres, as expAT+Center uses it (Wen et al. 2016)."""
+
+    def __init__(self, num_classes: int, feat_dim: int) -> None:
+        super().__init__()
+        if num_classes < 1 or feat_dim < 1:
+            raise ValueError(f"num_classes and feat_dim must be >= 1, got {num_classes}, {feat_dim}")
+        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
+
+    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        return center_loss(features, labels, self.centers)
+
+
+def label_smoothing_cross_entropy(logits: Tensor, targets: Tensor, epsilon: float) -> Tensor:
+    """L_cam, ReadNet eq. 11-12: -sum_k y_k^LS log p_k with y^LS = y (1 - eps) + eps / K.
+
+    Mean over the batch; ``epsilon`` is the paper's alpha, K = logits.shape[1].
+    """
+    _check_features(logits=logits)
+    _check_labels(targets, logits.shape[0], name="targets")
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
+    num_classes = logits.shape[1]
+    if targets.min() < 0 or targets.max() >= num_classes:
+        raise ValueError(f"targets must lie in [0, {num_classes}), got {targets.min()}..{targets.max()}")
+    smoothed = F.one_hot(targets, num_classes).to(logits.dtype) * (1.0 - epsilon) + epsilon / num_classes
+    return -(smoothed * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+
+def unit_triplets_at_angles(theta_ap: Tensor, theta_an: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Unit vectors a, p, n in R^3 with angle(a, p) = theta_ap and angle(a, n) = theta_an.
+
+    p turns in the (e1, e2) plane and n in the (e1, e3) plane, so the two angles
+    vary independently. Inputs are 1-D tensors of equal length M; outputs are [M, 3].
+    """
+    if theta_ap.shape != theta_an.shape or theta_ap.dim() != 1:
+        raise ValueError(
+            f"theta_ap and theta_an must be 1-D of one length, got {tuple(theta_ap.shape)}, {tuple(theta_an.shape)}"
+        )
+    zeros = torch.zeros_like(theta_ap)
+    a = torch.stack([torch.ones_like(theta_ap), zeros, zeros], dim=1)
+    p = torch.stack([torch.cos(theta_ap), torch.sin(theta_ap), zeros], dim=1)
+    n = torch.stack([torch.cos(theta_an), zeros, torch.sin(theta_an)], dim=1)
+    return a, p, n
+
+
+def loss_surface(loss: TripletLoss, theta_ap: Tensor, theta_an: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-triplet loss and its slopes dL/dtheta_ap, dL/dtheta_an at the given angles.
+
+    ``loss`` is any triplet loss of this module (bind margins with functools.partial);
+    it is evaluated on one triplet at a time through torch.func.vmap, so batch-level
+    reductions (expAT's reference variant) show their single-triplet form. The slopes
+    are exact autograd derivatives through the real implementation, clamps included.
+    Returns three tensors shaped like ``theta_ap``.
+    """
+    theta_ap = theta_ap.detach().clone().requires_grad_(True)
+    theta_an = theta_an.detach().clone().requires_grad_(True)
+    a, p, n = unit_triplets_at_angles(theta_ap, theta_an)
+    values = torch.func.vmap(loss)(a[:, None, :], p[:, None, :], n[:, None, :])
+    grad_ap, grad_an = torch.autograd.grad(values.sum(), (theta_ap, theta_an))
+    return values.detach(), grad_ap, grad_an

@@ -1,0 +1,301 @@
+"""Figures shared by the notebooks. Each plotting function returns a matplotlib Figure.
+
+Figures are built on ``matplotlib.figure.Figure`` rather than pyplot, so they work
+headless (no display, no global figure registry) and inside Jupyter alike.
+``save_figure`` writes PNG + PDF atomically.
+
+Sections: saving; loss geometry (notebook 02).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import pathlib
+import tempfile
+
+import torch
+from matplotlib.figure import Figure
+
+from readnet import losses
+from readnet.losses import TripletLoss
+
+FIGURE_FORMATS = ("png", "pdf")
+
+
+# --- saving -------------------------------------------------------------------
+
+
+def save_figure(fig: Figure, stem: str, out_dir: str | os.PathLike = "figures") -> tuple[pathlib.Path, ...]:
+    """Write ``fig`` to <out_dir>/<stem>.png and .pdf atomically; returns the two paths.
+
+    Each file is written to a temporary name in ``out_dir`` and moved into place
+    with os.replace, so a reader never sees a half-written figure.
+    """
+    if not stem or pathlib.Path(stem).name != stem:
+        raise ValueError(f"stem must be a bare file name without folders, got {stem!r}")
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in FIGURE_FORMATS:
+        target = out / f"{stem}.{fmt}"
+        # Fixed PDF metadata keeps re-runs byte-identical for version control.
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        handle, tmp = tempfile.mkstemp(dir=out, prefix=f".{stem}.", suffix=f".{fmt}.tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                fig.savefig(stream, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+            os.replace(tmp, target)
+        except BaseException:
+            pathlib.Path(tmp).unlink(missing_ok=True)
+            raise
+        paths.append(target)
+    return tuple(paths)
+
+
+# --- loss geometry (notebook 02) ------------------------------------------------
+
+
+def geometry_losses(
+    margin_euclidean: float = 0.8, margin_angular: float = 0.08, margin_expat: float = 1.0
+) -> dict[str, TripletLoss]:
+    """The four ReadNet formulations and expAT with their margins bound, keyed by plot label.
+
+    Defaults are the papers' values: Euclidean margin 0.8 and angular margin 0.08
+    (ReadNet §4), expAT margin 1 (expAT eq. 10). L_1 uses the angular margin too.
+    """
+    return {
+        r"$L_{ori}$ (eq. 5)": functools.partial(losses.original_triplet, margin=margin_euclidean),
+        r"$L_1$ (eq. 6)": functools.partial(losses.cosine_triplet, margin=margin_angular),
+        r"$L_2$ (eq. 7)": functools.partial(losses.arc_triplet, margin=margin_angular),
+        r"$L_{emb}$ (eq. 8)": functools.partial(losses.angular_triplet, margin=margin_angular, w1=0.0),
+        "expAT (eq. 10)": functools.partial(losses.exp_angular_triplet, margin=margin_expat),
+    }
+
+
+def loss_surface_figure(
+    grid_size: int = 121,
+    margin_euclidean: float = 0.8,
+    margin_angular: float = 0.08,
+    margin_expat: float = 1.0,
+    theta_max: float = math.pi,
+) -> Figure:
+    """Loss value (top row) and |dL/dtheta_ap| (bottom row) over (theta_ap, theta_an).
+
+    Surfaces come from :func:`readnet.losses.loss_surface` on unit vectors placed at
+    the grid angles; L_ori on unit vectors sees D = 2 sin(theta / 2).
+    """
+    if grid_size < 2:
+        raise ValueError(f"grid_size must be >= 2, got {grid_size}")
+    axis = torch.linspace(0.0, theta_max, grid_size, dtype=torch.float64)
+    theta_an, theta_ap = torch.meshgrid(axis, axis, indexing="ij")
+    named = geometry_losses(margin_euclidean, margin_angular, margin_expat)
+    fig = Figure(figsize=(3.2 * len(named), 6.0), layout="constrained")
+    axes = fig.subplots(2, len(named), sharex=True, sharey=True, squeeze=False)
+    extent = (0.0, theta_max, 0.0, theta_max)
+    for column, (label, loss) in enumerate(named.items()):
+        values, grad_ap, _ = losses.loss_surface(loss, theta_ap.flatten(), theta_an.flatten())
+        rows = (values.reshape(theta_ap.shape), grad_ap.abs().reshape(theta_ap.shape))
+        for row, (surface, title) in enumerate(zip(rows, (label, r"$|\partial L/\partial\theta_{ap}|$"))):
+            ax = axes[row, column]
+            image = ax.imshow(surface.numpy(), origin="lower", extent=extent, aspect="equal", cmap="viridis")
+            fig.colorbar(image, ax=ax, shrink=0.8)
+            ax.plot([0.0, theta_max], [0.0, theta_max], color="white", lw=0.6, ls=":")
+            ax.set_title(title if row == 0 else f"{title}, {label.split(' ')[0]}", fontsize=9)
+            if row == 1:
+                ax.set_xlabel(r"$\theta_{ap}$ (rad)")
+            if column == 0:
+                ax.set_ylabel(r"$\theta_{an}$ (rad)")
+    fig.suptitle(
+        f"Triplet-loss geometry on the unit sphere (Euclidean m={margin_euclidean}, "
+        f"angular m={margin_angular}, expAT m={margin_expat}); dotted: $\\theta_{{ap}}=\\theta_{{an}}$"
+    )
+    return fig
+
+
+def loss_gradient_figure(
+    points: int = 200,
+    margin_euclidean: float = 0.8,
+    margin_angular: float = 0.08,
+    margin_expat: float = 1.0,
+    theta_max: float = 0.5,
+    margins: tuple[float, ...] = (0.02, 0.05, 0.08, 0.1, 0.2, 0.4),
+) -> Figure:
+    """The §3.2 convergence problem of L_2 near theta = 0.
+
+    Left: |dL/dtheta_ap| along theta_ap = theta_an = theta -> 0 (both angles collapse,
+    as §3.2 observes). L_2's slope is sin(theta + m), about m for small m, while
+    L_emb keeps slope 1. Right: that slope at theta = 1e-3 against the margin m.
+    """
+    if points < 2:
+        raise ValueError(f"points must be >= 2, got {points}")
+    theta = torch.linspace(1e-3, theta_max, points, dtype=torch.float64)
+    fig = Figure(figsize=(10.0, 4.0), layout="constrained")
+    along, against = fig.subplots(1, 2)
+    for label, loss in geometry_losses(margin_euclidean, margin_angular, margin_expat).items():
+        _, grad_ap, _ = losses.loss_surface(loss, theta, theta)
+        along.plot(theta.numpy(), grad_ap.abs().numpy(), label=label)
+    along.axhline(math.sin(margin_angular), color="grey", ls=":", lw=0.8)
+    along.annotate(f"sin(m) = {math.sin(margin_angular):.3f}", (theta_max, math.sin(margin_angular)),
+                   ha="right", va="bottom", fontsize=8, color="grey")
+    along.set_xlabel(r"$\theta_{ap} = \theta_{an} = \theta$ (rad)")
+    along.set_ylabel(r"$|\partial L/\partial\theta_{ap}|$")
+    along.set_title(f"Slope as both angles collapse (angular m = {margin_angular})")
+    along.legend(fontsize=8)
+
+    near_zero = torch.tensor([1e-3], dtype=torch.float64)
+    for label in (r"$L_2$ (eq. 7)", r"$L_{emb}$ (eq. 8)"):
+        slopes = []
+        for margin in margins:
+            loss = geometry_losses(margin_euclidean, margin, margin_expat)[label]
+            _, grad_ap, _ = losses.loss_surface(loss, near_zero, near_zero)
+            slopes.append(float(grad_ap.abs()))
+        against.plot(margins, slopes, marker="o", label=label)
+    against.set_xlabel("angular margin m (rad)")
+    against.set_ylabel(r"$|\partial L/\partial\theta_{ap}|$ at $\theta = 10^{-3}$")
+    against.set_title("Small margins starve $L_2$ of gradient")
+    against.legend(fontsize=8)
+    return fig
+
+
+# --- training runs, retrieval and result tables (notebooks 03-07) -------------------------------
+
+
+def training_curves_figure(records: list[dict], title: str = "Training curves") -> Figure:
+    """Per-epoch losses (left) and the evaluation metrics (right) of one run's metrics.jsonl.
+
+    Every numeric key holding "loss" is a loss curve; eval/mAP and eval/rank1 are drawn where an
+    epoch was evaluated (eval_every). Values are plotted as recorded (metrics in percent).
+    """
+    if not records:
+        raise ValueError("no per-epoch records to plot: the run has not finished an epoch yet")
+    fig = Figure(figsize=(10.0, 3.6), layout="constrained")
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    epochs = [record.get("epoch", i + 1) for i, record in enumerate(records)]
+    loss_keys = sorted({key for r in records for key, v in r.items() if "loss" in key and _is_number(v)})
+    for key in loss_keys:
+        points = [(e, r[key]) for e, r in zip(epochs, records) if _is_number(r.get(key))]
+        loss_ax.plot(*zip(*points), marker=".", label=key)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    loss_ax.set_title("losses")
+    if loss_keys:
+        loss_ax.legend(fontsize=8)
+    metric_keys = [key for key in ("eval/mAP", "eval/rank1") if any(_is_number(r.get(key)) for r in records)]
+    for key in metric_keys:
+        points = [(e, r[key]) for e, r in zip(epochs, records) if _is_number(r.get(key))]
+        metric_ax.plot(*zip(*points), marker="o", label=key)
+    metric_ax.set_xlabel("epoch")
+    metric_ax.set_ylabel("%")
+    metric_ax.set_title("evaluation" if metric_keys else "no evaluation during training")
+    if metric_keys:
+        metric_ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def cmc_figure(curves: dict[str, list[float]], title: str = "CMC", max_rank: int = 20) -> Figure:
+    """Cumulative matching characteristic: matching rate (%) at ranks 1..max_rank, one line per run.
+
+    Curves given as fractions (max <= 1) are scaled to percent.
+    """
+    if not curves:
+        raise ValueError("no CMC curves to plot")
+    fig = Figure(figsize=(5.0, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for label, curve in curves.items():
+        values = [float(v) for v in curve][:max_rank]
+        scale = 100.0 if max(values) <= 1.0 else 1.0
+        ax.plot(range(1, len(values) + 1), [v * scale for v in values], marker=".", label=label)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def ranked_gallery_figure(rankings, title: str | None = None, image_height: float = 1.6) -> Figure:
+    """One row per ranking: the query, then its top-k gallery with right matches framed green
+    and wrong ones red, each captioned with its rank, identity and distance.
+
+    A ranking is any object with query_path, query_pid, query_camid, gallery_paths,
+    gallery_pids, gallery_camids, distances, matches and label (readnet.explore.Ranking).
+    """
+    from readnet.data import read_image
+
+    rankings = list(rankings)
+    if not rankings:
+        raise ValueError("no rankings to plot")
+    columns = 1 + max(len(r.gallery_paths) for r in rankings)
+    fig = Figure(figsize=(0.9 * image_height * columns, 1.45 * image_height * len(rankings) + 0.4),
+                 layout="constrained")
+    axes = fig.subplots(len(rankings), columns, squeeze=False)
+    for row, ranking in enumerate(rankings):
+        cells = [(ranking.query_path, f"query\nid {ranking.query_pid} cam {ranking.query_camid}", "black")]
+        for rank, (path, pid, camid, distance, hit) in enumerate(zip(
+                ranking.gallery_paths, ranking.gallery_pids, ranking.gallery_camids,
+                ranking.distances, ranking.matches), start=1):
+            mark = "\u2713" if hit else "\u2717"
+            cells.append((path, f"{mark} #{rank} id {pid} c{camid}\nd={distance:.3f}", "tab:green" if hit else "tab:red"))
+        for column, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if column >= len(cells):
+                ax.set_axis_off()
+                continue
+            path, caption, colour = cells[column]
+            ax.imshow(read_image(path))
+            ax.set_title(caption, fontsize=7, color=colour if column else "black")
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(1.0 if column == 0 else 3.0)
+        axes[row][0].set_ylabel(ranking.label, fontsize=8)
+    fig.suptitle(title or "Ranked gallery (green: same identity, red: different identity)", fontsize=10)
+    return fig
+
+
+def table_figure(frame, title: str = "", float_format: str = "{:.2f}", max_rows: int = 40) -> Figure:
+    """A DataFrame drawn as a table figure (empty cells for missing values), for slides and the PDF set."""
+    import pandas as pd
+
+    if len(frame) > max_rows:
+        raise ValueError(f"table has {len(frame)} rows; figures hold at most max_rows={max_rows}: split it first")
+    text = [["" if pd.isna(v) else float_format.format(v) if isinstance(v, float) else str(v) for v in row]
+            for row in frame.itertuples(index=False)]
+    widths = [max([len(str(c))] + [len(t[i]) for t in text]) for i, c in enumerate(frame.columns)]
+    fig = Figure(figsize=(max(4.0, 0.11 * sum(widths) + 0.5), 0.28 * (len(frame) + 1) + 0.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    table = ax.table(cellText=text or None, colLabels=[str(c) for c in frame.columns], loc="center",
+                     colWidths=[w / sum(widths) for w in widths])
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    for (row, _), cell in table.get_celld().items():
+        if row == 0:
+            cell.set_text_props(weight="bold")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def save_table(frame, stem: str, out_dir: str | os.PathLike = "figures") -> tuple[pathlib.Path, ...]:
+    """Write a DataFrame to <out_dir>/<stem>.csv and .md atomically; returns the two paths.
+
+    The runner's summary collects every CSV with a `paper` column as a table against the papers.
+    """
+    from readnet.reproduce import markdown_table
+    from readnet.runs import write_text
+
+    if not stem or pathlib.Path(stem).name != stem:
+        raise ValueError(f"stem must be a bare file name without folders, got {stem!r}")
+    out = pathlib.Path(out_dir)
+    csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
+    write_text(csv_path, frame.to_csv(index=False))
+    write_text(md_path, markdown_table(frame) + "\n")
+    return csv_path, md_path

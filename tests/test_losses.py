@@ -1,0 +1,292 @@
+"""readnet.losses against plain float64 loops written independently of the module."""
+
+import functools
+import math
+
+import pytest
+import torch
+
+from readnet import losses
+
+# ---- independent references: one triplet at a time, Python floats only ----------
+
+
+def _norm(x):
+    return math.sqrt(sum(v * v for v in x))
+
+
+def _dist(x, y):
+    return math.sqrt(sum((u - v) ** 2 for u, v in zip(x, y)))
+
+
+def _cos(x, y):
+    return sum(u * v for u, v in zip(x, y)) / (_norm(x) * _norm(y))
+
+
+def _theta(x, y):
+    return math.acos(min(max(_cos(x, y), -1 + 1e-7), 1 - 1e-7))
+
+
+def _hinge(v):
+    return max(0.0, v)
+
+
+def _mean_over_triplets(term, a, p, n):
+    rows = list(zip(a.tolist(), p.tolist(), n.tolist()))
+    return sum(term(*row) for row in rows) / len(rows)
+
+
+REFERENCES = {
+    "original": lambda m: lambda x, y, z: _hinge(_dist(x, y) - _dist(x, z) + m),
+    "soft": lambda m: lambda x, y, z: math.log(1 + math.exp(_dist(x, y) - _dist(x, z))),
+    "cosine": lambda m: lambda x, y, z: _hinge(_cos(x, z) - _cos(x, y) + m),
+    "arc": lambda m: lambda x, y, z: _hinge(_cos(x, z) - math.cos(_theta(x, y) + m)),
+    "angular": lambda m: lambda x, y, z: _hinge(_theta(x, y) - _theta(x, z) + m)
+    + 0.1 * (_norm(x) + _norm(y) + _norm(z)) / 3,
+    "exp_paper": lambda m: lambda x, y, z: math.exp(_hinge(_cos(x, z)) - _cos(x, y) + m),
+}
+
+IMPLEMENTATIONS = {
+    "original": lambda m: functools.partial(losses.original_triplet, margin=m),
+    "soft": lambda m: functools.partial(losses.original_triplet, margin=None),
+    "cosine": lambda m: functools.partial(losses.cosine_triplet, margin=m),
+    "arc": lambda m: functools.partial(losses.arc_triplet, margin=m),
+    "angular": lambda m: functools.partial(losses.angular_triplet, margin=m, w1=0.1),
+    "exp_paper": lambda m: functools.partial(losses.exp_angular_triplet, margin=m, variant="paper"),
+    "exp_reference": lambda m: functools.partial(losses.exp_angular_triplet, margin=m, variant="reference"),
+}
+
+
+def _triplets(n=9, d=6, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(n, d, generator=g, dtype=dtype) for _ in range(3))
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+@pytest.mark.parametrize("margin", [0.05, 0.3, 1.0])
+def test_triplet_losses_match_loop(name, margin):
+    a, p, n = _triplets(seed=int(margin * 100))
+    expected = _mean_over_triplets(REFERENCES[name](margin), a, p, n)
+    assert IMPLEMENTATIONS[name](margin)(a, p, n).item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
+
+
+def test_exp_reference_is_exp_of_mean_hinge():
+    a, p, n = _triplets(seed=3)
+    margin = 0.4
+    hinges = [_hinge(_hinge(_cos(x, z)) - _cos(x, y) + margin) for x, y, z in zip(a.tolist(), p.tolist(), n.tolist())]
+    expected = math.exp(sum(hinges) / len(hinges))
+    assert losses.exp_angular_triplet(a, p, n, margin, variant="reference").item() == pytest.approx(expected, rel=1e-12)
+    paper = losses.exp_angular_triplet(a, p, n, margin, variant="paper").item()
+    assert paper != pytest.approx(expected, rel=1e-3)
+
+
+def test_bidirectional_weights_the_two_directions():
+    rgb_a, ir_p, ir_n = _triplets(n=5, seed=4)
+    ir_a, rgb_p, rgb_n = _triplets(n=7, seed=5)
+    alpha, beta = 0.7, 1.9
+    term = REFERENCES["exp_paper"](1.0)
+    expected = alpha * _mean_over_triplets(term, rgb_a, ir_p, ir_n) + beta * _mean_over_triplets(
+        term, ir_a, rgb_p, rgb_n
+    )
+    value = losses.bidirectional_exp_angular_triplet(rgb_a, ir_p, ir_n, ir_a, rgb_p, rgb_n, alpha=alpha, beta=beta)
+    assert value.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_center_loss_matches_loop():
+    features, _, _ = _triplets(n=8, d=4, seed=6)
+    labels = torch.tensor([0, 2, 2, 1, 0, 2, 1, 1])
+    centers = torch.randn(3, 4, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    expected = sum(
+        0.5 * _dist(x, centers[y].tolist()) ** 2 for x, y in zip(features.tolist(), labels.tolist())
+    ) / len(labels)
+    assert losses.center_loss(features, labels, centers).item() == pytest.approx(expected, rel=1e-12)
+    module = losses.CenterLoss(num_classes=3, feat_dim=4).double()
+    with torch.no_grad():
+        module.centers.copy_(centers)
+    assert module(features, labels).item() == pytest.approx(expected, rel=1e-12)
+    assert isinstance(module.centers, torch.nn.Parameter)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.5])
+def test_label_smoothing_cross_entropy_matches_loop(epsilon):
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    targets = torch.tensor([0, 3, 1, 1, 2, 0])
+    total = 0.0
+    for row, target in zip(logits.tolist(), targets.tolist()):
+        log_z = math.log(sum(math.exp(v) for v in row))
+        for k, v in enumerate(row):
+            y = (1.0 if k == target else 0.0) * (1 - epsilon) + epsilon / len(row)
+            total -= y * (v - log_z)
+    expected = total / len(targets)
+    value = losses.label_smoothing_cross_entropy(logits, targets, epsilon)
+    assert value.item() == pytest.approx(expected, rel=1e-12)
+
+
+# ---- hinge boundaries --------------------------------------------------------------
+
+
+def _at_angles(theta_ap, theta_an):
+    return losses.unit_triplets_at_angles(
+        torch.tensor([theta_ap], dtype=torch.float64), torch.tensor([theta_an], dtype=torch.float64)
+    )
+
+
+def test_original_triplet_hinge_boundary():
+    a = torch.zeros(1, 2, dtype=torch.float64)
+    p = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    m = 0.8
+    assert losses.original_triplet(a, p, torch.tensor([[1.0 + m, 0.0]], dtype=torch.float64), m).item() == 0.0
+    inside = losses.original_triplet(a, p, torch.tensor([[1.0 + m - 0.1, 0.0]], dtype=torch.float64), m)
+    assert inside.item() == pytest.approx(0.1, abs=1e-12)
+    soft = losses.original_triplet(a, p, torch.tensor([[0.0, 1.0]], dtype=torch.float64), None)
+    assert soft.item() == pytest.approx(math.log(2.0), abs=1e-12)
+
+
+@pytest.mark.parametrize("theta_ap", [0.2, 1.0, 2.0])
+def test_angular_hinges_vanish_on_their_boundary(theta_ap):
+    m = 0.08
+    # L_emb and L_2 share the boundary theta_an = theta_ap + m (eq. 7, 8).
+    for loss in (losses.arc_triplet, functools.partial(losses.angular_triplet, w1=0.0)):
+        assert loss(*_at_angles(theta_ap, theta_ap + m), m).item() == pytest.approx(0.0, abs=1e-9)
+        assert loss(*_at_angles(theta_ap, theta_ap + m + 0.05), m).item() == 0.0
+    emb = losses.angular_triplet(*_at_angles(theta_ap, theta_ap + m - 0.05), m, w1=0.0)
+    assert emb.item() == pytest.approx(0.05, abs=1e-9)
+    # L_1 vanishes where cos(theta_an) = cos(theta_ap) - m.
+    theta_an = math.acos(math.cos(theta_ap) - m)
+    assert losses.cosine_triplet(*_at_angles(theta_ap, theta_an), m).item() == pytest.approx(0.0, abs=1e-9)
+    assert losses.cosine_triplet(*_at_angles(theta_ap, theta_an + 0.05), m).item() == 0.0
+
+
+def test_angular_triplet_adds_norm_regulariser():
+    a, p, n = _at_angles(0.1, 1.0)
+    scale = torch.tensor([[3.0]], dtype=torch.float64)
+    value = losses.angular_triplet(a * scale, p * 2, n, margin=0.08, w1=0.5)
+    assert value.item() == pytest.approx(0.5 * (3 + 2 + 1) / 3, abs=1e-12)
+
+
+def test_exp_angular_boundaries():
+    # A negative beyond 90 degrees is cut by [.]_+: exp(0 - cos(theta_ap) + m).
+    a, p, n = _at_angles(0.0, 2.0)
+    assert losses.exp_angular_triplet(a, p, n, margin=1.0).item() == pytest.approx(1.0, abs=1e-12)
+    assert losses.exp_angular_triplet(a, p, n, margin=0.5).item() == pytest.approx(math.exp(-0.5), abs=1e-12)
+    # The reference variant hinges inside the exp: a satisfied triplet scores exp(0) = 1.
+    assert losses.exp_angular_triplet(a, p, n, margin=0.5, variant="reference").item() == pytest.approx(1.0)
+
+
+# ---- gradients -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
+def test_gradcheck_triplet_losses(name):
+    a, p, n = (t.requires_grad_() for t in _triplets(n=4, d=3, seed=11))
+    assert torch.autograd.gradcheck(IMPLEMENTATIONS[name](0.3), (a, p, n))
+
+
+def test_gradcheck_other_losses():
+    features, _, _ = _triplets(n=5, d=3, seed=12)
+    centers = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    labels = torch.tensor([0, 1, 1, 0, 1])
+    assert torch.autograd.gradcheck(
+        lambda f, c: losses.center_loss(f, labels, c), (features.requires_grad_(), centers.requires_grad_())
+    )
+    logits = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z: losses.label_smoothing_cross_entropy(z, labels, 0.1), (logits,))
+    rgb_a, ir_p, ir_n = (t.requires_grad_() for t in _triplets(n=3, d=3, seed=14))
+    assert torch.autograd.gradcheck(
+        lambda x, y, z: losses.bidirectional_exp_angular_triplet(x, y, z, y, x, z, alpha=0.5, beta=2.0),
+        (rgb_a, ir_p, ir_n),
+    )
+
+
+def _degenerate(kind, dtype):
+    a = torch.tensor([[0.3, -1.2, 0.5], [2.0, 0.1, -0.4]], dtype=dtype)
+    if kind == "identical":
+        return a.clone(), a.clone(), a.clone()
+    if kind == "opposite":
+        return a.clone(), -a, -a
+    return a.clone(), a.clone(), -a  # perfect triplet: theta_ap = 0, theta_an = pi
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["identical", "opposite", "perfect"])
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
+def test_no_nan_or_inf_at_zero_and_pi(name, kind, dtype):
+    a, p, n = (t.requires_grad_() for t in _degenerate(kind, dtype))
+    value = IMPLEMENTATIONS[name](0.3)(a, p, n)
+    value.backward()
+    assert torch.isfinite(value)
+    for tensor in (a, p, n):
+        assert torch.isfinite(tensor.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_angle_clamp_keeps_gradient_finite(dtype):
+    # In float16 1 - 1e-7 rounds to 1, where arccos' slope is infinite: eps must adapt.
+    x = torch.tensor([[1.0, 2.0]], dtype=dtype, requires_grad=True)
+    theta = losses.angle(x, x.detach()) + losses.angle(x, -x.detach())
+    theta.sum().backward()
+    assert torch.isfinite(theta).all() and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_angle_slope_next_to_paper_truncation_is_finite(dtype):
+    edge = torch.tensor([1.0 - 3e-7, -1.0 + 3e-7], dtype=dtype, requires_grad=True)
+    theta = losses.angle_from_cosine(edge)
+    theta.sum().backward()
+    assert theta[0] > 0 and theta[1] < math.pi
+    assert torch.isfinite(edge.grad).all() and (edge.grad < -100).all()
+
+
+# ---- the geometry helper behind notebook 02 ----------------------------------------
+
+
+def test_loss_surface_matches_closed_forms():
+    theta_ap = torch.tensor([0.01, 0.3, 1.2], dtype=torch.float64)
+    theta_an = torch.tensor([0.02, 0.35, 1.25], dtype=torch.float64)
+    m = 0.08
+    values, grad_ap, grad_an = losses.loss_surface(
+        functools.partial(losses.original_triplet, margin=m), theta_ap, theta_an
+    )
+    # On unit vectors D = 2 sin(theta / 2).
+    expected = (2 * torch.sin(theta_ap / 2) - 2 * torch.sin(theta_an / 2) + m).clamp_min(0)
+    torch.testing.assert_close(values, expected)
+    torch.testing.assert_close(grad_ap, torch.cos(theta_ap / 2))
+    _, grad_ap, grad_an = losses.loss_surface(functools.partial(losses.arc_triplet, margin=m), theta_ap, theta_an)
+    torch.testing.assert_close(grad_ap, torch.sin(theta_ap + m))
+    torch.testing.assert_close(grad_an, -torch.sin(theta_an))
+    _, grad_ap, grad_an = losses.loss_surface(
+        functools.partial(losses.angular_triplet, margin=m, w1=0.0), theta_ap, theta_an
+    )
+    torch.testing.assert_close(grad_ap, torch.ones_like(theta_ap))
+    torch.testing.assert_close(grad_an, -torch.ones_like(theta_an))
+
+
+# ---- bad input ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
+def test_bad_shapes_raise(name):
+    loss = IMPLEMENTATIONS[name](0.3)
+    a, p, n = _triplets(n=4, d=3)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        loss(a, p[:3], n)
+    with pytest.raises(ValueError, match="2-D"):
+        loss(a[0], p[0], n[0])
+    with pytest.raises(ValueError, match="empty"):
+        loss(a[:0], p[:0], n[:0])
+
+
+def test_other_bad_inputs_raise():
+    a, p, n = _triplets(n=4, d=3)
+    with pytest.raises(ValueError, match="variant"):
+        losses.exp_angular_triplet(a, p, n, variant="authors")
+    with pytest.raises(ValueError, match="length mismatch"):
+        losses.label_smoothing_cross_entropy(a, torch.tensor([0, 1]), 0.1)
+    with pytest.raises(ValueError, match="targets must lie"):
+        losses.label_smoothing_cross_entropy(a, torch.tensor([0, 1, 2, 3]), 0.1)
+    with pytest.raises(ValueError, match="epsilon"):
+        losses.label_smoothing_cross_entropy(a, torch.tensor([0, 1, 2, 0]), 1.5)
+    with pytest.raises(ValueError, match="centers"):
+        losses.center_loss(a, torch.tensor([0, 1, 1, 0]), torch.zeros(2, 5, dtype=a.dtype))
+    with pytest.raises(ValueError, match="labels must lie"):
+        losses.center_loss(a, torch.tensor([0, 1, 2, 0]), torch.zeros(2, 3, dtype=a.dtype))

@@ -1,0 +1,169 @@
+"""torch.distributed helpers for DDP runs launched with ``torchrun`` (issue 6).
+
+``torchrun --nproc_per_node=N -m readnet.cli train ...`` sets RANK, WORLD_SIZE and LOCAL_RANK;
+:func:`init_distributed` reads them (nccl on CUDA, gloo on the CPU). Without them every helper
+here behaves as a single process of world size 1, so the training engine calls them
+unconditionally.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Sampler
+
+from readnet.data.samplers import _check_pk, _draw_k, _indices_by_pid
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(
+    backend: str | None = None,
+    init_method: str = "env://",
+    rank: int | None = None,
+    world_size: int | None = None,
+) -> DistInfo:
+    """Join the process group described by torchrun's environment (or by the arguments).
+
+    Returns a single-process DistInfo when WORLD_SIZE is absent or 1. ``backend`` defaults to
+    nccl when CUDA is available and gloo otherwise; on CUDA each rank uses GPU LOCAL_RANK.
+    """
+    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"invalid rank {rank} for world size {world_size} (check RANK and WORLD_SIZE)")
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend not in ("nccl", "gloo"):
+        raise ValueError(f"backend must be 'nccl' or 'gloo', got {backend!r}")
+    device = torch.device("cpu")
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size)
+    return DistInfo(rank, world_size, local_rank, device)
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (or without a process group): the one process that writes checkpoints,
+    metrics files and TensorBoard events."""
+    return get_rank() == 0
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def cleanup() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def wrap_ddp(module: nn.Module, device: torch.device | None = None) -> nn.Module:
+    """DistributedDataParallel around ``module`` when a process group exists, else ``module``.
+
+    Used for the extractor and for the camera discriminator alike, so both optimisers' steps
+    see gradients averaged over all ranks (Algorithm 1 stays in lock-step across GPUs).
+    """
+    if not is_distributed():
+        return module
+    device_ids = [device] if device is not None and device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def gather_metrics(metrics: dict[str, float]) -> list[dict[str, float]] | None:
+    """Every rank's ``metrics`` as a list on rank 0 (index = rank); None on the other ranks."""
+    if not is_distributed():
+        return [dict(metrics)]
+    gathered: list[dict[str, float]] | None = [{} for _ in range(get_world_size())] if is_main_process() else None
+    dist.gather_object(dict(metrics), gathered, dst=0)
+    return gathered
+
+
+def mean_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Average of each key over the ranks that reported it."""
+    keys = sorted({key for metrics in per_rank for key in metrics})
+    return {key: float(np.mean([m[key] for m in per_rank if key in m])) for key in keys}
+
+
+class ShardedPKSampler(Sampler[list[int]]):
+    """PK batches (ReadNet §3.1) with the identities sharded across DDP ranks.
+
+    Every rank shuffles the identities with the same (seed, epoch), pads the order to a
+    multiple of P x world_size with ids from its start, and cuts it into groups of P; group b
+    goes to rank b mod world_size. Each identity is thus drawn once per epoch across all
+    ranks (the padding ids twice), the ranks' identities are disjoint when the count divides
+    evenly, and every rank runs the same number of steps, as DDP requires.
+    K images per identity are drawn as in :class:`readnet.data.samplers.PKSampler`.
+    """
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        p: int,
+        k: int,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
+        self.groups = _indices_by_pid(pids)
+        self.ids = sorted(self.groups)
+        _check_pk(p, k, len(self.ids), "identities in the training set")
+        self.rank = get_rank() if rank is None else rank
+        self.world_size = get_world_size() if world_size is None else world_size
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is outside world size {self.world_size}")
+        self.p, self.k, self.seed, self.epoch = p, k, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.ids) / (self.p * self.world_size))
+
+    def epoch_ids(self) -> list[list[int]]:
+        """This rank's identity groups for the current epoch."""
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.ids))
+        total = len(self) * self.p * self.world_size
+        # Padding from the start of the order keeps the P ids of a group distinct (P <= num ids).
+        padded = [self.ids[i] for i in np.resize(order, total)]
+        groups = [padded[start:start + self.p] for start in range(0, total, self.p)]
+        return groups[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank])
+        for id_group in self.epoch_ids():
+            yield [index for pid in id_group for index in _draw_k(self.groups[pid], self.k, rng)]

@@ -1,0 +1,912 @@
+"""Procedurally drawn pedestrians written in the published ReID dataset layouts (issue 3).
+
+The real datasets (ReadNet §4.1: Market-1501, DukeMTMC-reID, CUHK03; expAT: SYSU-MM01, RegDB) need
+licence forms, so this generator writes stand-ins in exactly their folder layouts and file-name
+grammars. An identity is a stable outfit (clothing colours, stripes/solid/checks, body shape, maybe
+a bag); each camera is a nuisance (colour cast, brightness, blur or low resolution, background), the
+"camera-caused gap" ACN must remove (ReadNet §3.3); images per identity are heavy-tailed, the data
+imbalance ATL targets (ReadNet §1). Infrared cameras map the same person to gray through a per-identity
+thermal response of the clothing, with skin brighter (body heat).
+
+Everything is seeded: every image draws from its own generator keyed by (seed, layout, role, key),
+so the same parameters give byte-identical files whatever the number of worker processes.
+"""
+from __future__ import annotations
+
+import argparse
+import colorsys
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+GENERATOR_VERSION = 1
+MANIFEST_NAME = "readnet_synthetic.json"
+
+LAYOUTS = ("market1501", "dukemtmc", "cuhk03", "sysu_mm01", "regdb")
+DATASET_FOLDERS = {
+    "market1501": "Market-1501-v15.09.15",
+    "dukemtmc": "DukeMTMC-reID",
+    "cuhk03": "cuhk03",
+    "sysu_mm01": "SYSU-MM01",
+    "regdb": "RegDB",
+}
+NUM_CAMERAS = {"market1501": 6, "dukemtmc": 8, "cuhk03": 10, "sysu_mm01": 6, "regdb": 2}
+SYSU_RGB_CAMERAS = (1, 2, 4, 5)
+SYSU_IR_CAMERAS = (3, 6)
+SYSU_INDOOR_RGB_CAMERAS = (1, 2)
+REGDB_IMAGES_PER_MODALITY = 10
+REGDB_TRIALS = 10
+# CUHK03's 1,467 ids are spread very unevenly over its 5 camera pairs (843/440/77/58/49).
+CUHK03_PAIR_SHARE = np.array([843, 440, 77, 58, 49], dtype=float) / 1467
+CUHK03_MAX_PER_VIEW = 5
+# Duke's gallery holds 408 ids seen only once (gallery-only distractor ids) beside its 702 test ids.
+DUKE_DISTRACTOR_ID_RATIO = 408 / 702
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    """How many ids and images to draw; the Market-1501 split sizes at full scale.
+
+    Market/Duke use every field (Duke has no junk; its distractors become gallery-only ids).
+    CUHK03 uses the id counts with at most 5 images per view, as published. SYSU-MM01 uses
+    train/val/test ids and the train images-per-id rate. RegDB uses train+test ids with its fixed
+    10 visible + 10 thermal images per id.
+    """
+
+    train_ids: int
+    test_ids: int
+    train_images: int
+    query_images: int
+    gallery_images: int
+    distractor_images: int
+    junk_images: int
+    val_ids: int
+
+    def scaled(self, train_ids: int | None = None, test_ids: int | None = None) -> SizePreset:
+        """Override the id counts, keeping the images-per-id rates of the preset."""
+        tr = self.train_ids if train_ids is None else train_ids
+        te = self.test_ids if test_ids is None else test_ids
+        for name, value in (("num_train_ids", tr), ("num_test_ids", te)):
+            if value < 2:
+                raise ValueError(f"{name}={value}: a ReID split needs at least 2 identities")
+        if tr + te > 6000:  # Duke adds ~0.6 gallery-only ids per test id; all must fit 4-digit names
+            raise ValueError(f"num_train_ids + num_test_ids = {tr + te}: ids are written with 4 digits; use at most 6000")
+        rt, re = tr / self.train_ids, te / self.test_ids
+        return SizePreset(
+            train_ids=tr,
+            test_ids=te,
+            train_images=round(self.train_images * rt),
+            query_images=round(self.query_images * re),
+            gallery_images=round(self.gallery_images * re),
+            distractor_images=round(self.distractor_images * re),
+            junk_images=round(self.junk_images * re),
+            val_ids=max(2, round(self.val_ids * re)),
+        )
+
+
+SIZE_PRESETS: dict[str, SizePreset] = {
+    # a few seconds of CPU for every layout together; for tests
+    "tiny": SizePreset(12, 12, 120, 24, 120, 10, 10, 4),
+    # a minute or two of CPU training; for the demo notebooks
+    "demo": SizePreset(100, 100, 1722, 448, 1747, 372, 508, 13),
+    # Market-1501 as published: 12,936 train; 3,368 query; 19,732 gallery = 13,120 + 2,793 "0000" + 3,819 "-1"
+    "market": SizePreset(751, 750, 12936, 3368, 13120, 2793, 3819, 99),
+}
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Everything that decides the written bytes (and so goes into the manifest)."""
+
+    layout: str
+    size: str = "tiny"
+    seed: int = 0
+    num_train_ids: int | None = None
+    num_test_ids: int | None = None
+    height: int = 128
+    width: int = 64
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; valid layouts: {', '.join(LAYOUTS)}")
+        if self.size not in SIZE_PRESETS:
+            raise ValueError(f"unknown size {self.size!r}; valid sizes: {', '.join(SIZE_PRESETS)}")
+        if self.height < 32 or self.width < 16:
+            raise ValueError(f"image size {self.height}x{self.width} (HxW) is too small; use at least 32x16")
+        if self.seed < 0:
+            raise ValueError(f"seed={self.seed}: use a non-negative integer")
+
+    @property
+    def counts(self) -> SizePreset:
+        return SIZE_PRESETS[self.size].scaled(self.num_train_ids, self.num_test_ids)
+
+    def manifest(self) -> dict:
+        return {
+            "generator": "readnet.data.synthetic",
+            "version": GENERATOR_VERSION,
+            "config": dataclasses.asdict(self),
+            "counts": dataclasses.asdict(self.counts),
+        }
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image to draw: where it goes, who is in it, through which camera."""
+
+    relpath: str
+    split: str  # train | query | gallery | val | test | all
+    pid: int  # the id as written in the layout (-1 junk, 0 distractor for Market)
+    camid: int  # 0-based camera index into the layout's camera nuisances
+    modality: str  # rgb | ir
+    identity: int  # key of the drawn appearance; -1 for an empty background
+    pose_key: int  # key of the pose draw; shared by RegDB's synchronised visible/thermal pairs
+    kind: str = "person"  # person | partial (Market distractor) | junk
+    detected: bool = False  # CUHK03 detector boxes: misaligned crops of the labeled pose
+
+
+@dataclass(frozen=True)
+class Plan:
+    specs: list[ImageSpec]
+    text_files: dict[str, str]  # relpath -> content (split files of the layout)
+
+
+# ----------------------------------------------------------------------------------------------
+# Appearance: identities, poses, cameras
+# ----------------------------------------------------------------------------------------------
+_LAYOUT_CODE = {name: i for i, name in enumerate(LAYOUTS)}
+_ROLE_IDENTITY, _ROLE_CAMERA, _ROLE_POSE, _ROLE_DETECTED, _ROLE_PLAN = range(5)
+
+BG, SKIN, HAIR, UPPER, LOWER, SHOES, BAG = range(7)
+
+
+def _rng(seed: int, layout: str, role: int, key: int) -> np.random.Generator:
+    return np.random.default_rng([seed, _LAYOUT_CODE[layout], role, key])
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
+    return colorsys.hsv_to_rgb(h % 1.0, s, v)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A person's stable look: outfit, body shape and the thermal response of the outfit."""
+
+    upper: tuple[float, float, float]
+    upper_second: tuple[float, float, float]
+    upper_pattern: str  # solid | stripes | checks
+    lower: tuple[float, float, float]
+    lower_second: tuple[float, float, float]
+    lower_pattern: str
+    period: int
+    skin: tuple[float, float, float]
+    hair: tuple[float, float, float]
+    shoes: tuple[float, float, float]
+    bag_colour: tuple[float, float, float]
+    bag: str  # none | backpack | shoulder
+    skirt: bool
+    long_hair: bool
+    height: float
+    width: float
+    head: float
+    thermal_upper: float
+    thermal_lower: float
+    thermal_pattern: float
+    thermal_hair: float
+    thermal_bag: float
+
+
+@lru_cache(maxsize=4096)
+def make_identity(seed: int, layout: str, key: int) -> Identity:
+    """Draw identity `key`'s appearance; the same arguments always give the same person."""
+    r = _rng(seed, layout, _ROLE_IDENTITY, key)
+
+    def cloth() -> tuple[float, float, float]:
+        if r.random() < 0.3:  # greys, black and white are common in real pedestrian clothing
+            v = float(r.uniform(0.08, 0.95))
+            return (v, v, v)
+        return _hsv(r.random(), r.uniform(0.35, 1.0), r.uniform(0.25, 1.0))
+
+    upper, upper_second, lower, lower_second = cloth(), cloth(), cloth(), cloth()
+    skin_v = r.uniform(0.35, 0.95)
+    skin = _hsv(r.uniform(0.03, 0.09), r.uniform(0.3, 0.55), skin_v)
+    patterns = ("solid", "stripes", "checks")
+
+    def luminance(c: tuple[float, float, float]) -> float:
+        return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+
+    # Thermal response: mostly the fabric (independent of colour), partly dark clothes absorbing heat.
+    def thermal(c: tuple[float, float, float]) -> float:
+        return float(0.25 + 0.35 * r.random() + 0.15 * (1.0 - luminance(c)))
+
+    return Identity(
+        upper=upper,
+        upper_second=upper_second,
+        upper_pattern=patterns[int(r.choice(3, p=[0.5, 0.3, 0.2]))],
+        lower=lower,
+        lower_second=lower_second,
+        lower_pattern=patterns[int(r.choice(3, p=[0.75, 0.1, 0.15]))],
+        period=int(r.integers(3, 8)),
+        skin=skin,
+        hair=_hsv(r.uniform(0.02, 0.12), r.uniform(0.2, 0.7), r.uniform(0.05, 0.45)),
+        shoes=_hsv(r.random(), r.uniform(0.0, 0.5), r.uniform(0.05, 0.9)),
+        bag_colour=cloth(),
+        bag=("none", "backpack", "shoulder")[int(r.choice(3, p=[0.5, 0.3, 0.2]))],
+        skirt=bool(r.random() < 0.15),
+        long_hair=bool(r.random() < 0.35),
+        height=float(r.uniform(0.84, 1.0)),
+        width=float(r.uniform(0.8, 1.25)),
+        head=float(r.uniform(0.85, 1.15)),
+        thermal_upper=thermal(upper),
+        thermal_lower=thermal(lower),
+        thermal_pattern=float(r.uniform(-0.08, 0.08)),
+        thermal_hair=float(r.uniform(0.45, 0.6)),
+        thermal_bag=float(r.uniform(0.12, 0.3)),
+    )
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Per-image jitter of one person: placement, scale, stance, arm swing, facing."""
+
+    dx: float
+    dy: float
+    scale: float
+    stance: float
+    swing: float
+    back: bool
+    flip: bool
+
+
+def _draw_pose(r: np.random.Generator) -> Pose:
+    return Pose(
+        dx=float(r.uniform(-0.06, 0.06)),
+        dy=float(r.uniform(-0.03, 0.03)),
+        scale=float(r.uniform(0.9, 1.05)),
+        stance=float(r.uniform(0.0, 0.09)),
+        swing=float(r.uniform(-0.05, 0.05)),
+        back=bool(r.random() < 0.5),
+        flip=bool(r.random() < 0.5),
+    )
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One camera's nuisance: what ACN's camera discriminator can learn (ReadNet §3.3)."""
+
+    modality: str
+    background: tuple[float, float, float]
+    floor: tuple[float, float, float]
+    texture: str  # gradient | tiles | stripes | blotches
+    texture_period: int
+    horizon: float
+    cast: tuple[float, float, float]
+    brightness: float
+    contrast: float
+    blur: float
+    downscale: int
+    noise: float
+
+
+@lru_cache(maxsize=16)
+def make_cameras(seed: int, layout: str) -> tuple[Camera, ...]:
+    """The layout's cameras; background hues are spread around the colour wheel so they differ."""
+    n = NUM_CAMERAS[layout]
+    modalities = _camera_modalities(layout)
+    r = _rng(seed, layout, _ROLE_CAMERA, 0)
+    hue0 = r.random()
+    textures = ("gradient", "tiles", "stripes", "blotches")
+    order = r.permutation(n)
+    cams = []
+    for i in range(n):
+        rc = _rng(seed, layout, _ROLE_CAMERA, i + 1)
+        hue = hue0 + order[i] / n
+        ir = modalities[i] == "ir"
+        bg_v = rc.uniform(0.1, 0.3) if ir else rc.uniform(0.35, 0.85)
+        background = (bg_v,) * 3 if ir else _hsv(hue, rc.uniform(0.25, 0.6), bg_v)
+        floor_v = bg_v * rc.uniform(0.6, 0.9)
+        floor = (floor_v,) * 3 if ir else _hsv(hue + rc.uniform(-0.1, 0.1), rc.uniform(0.1, 0.4), floor_v)
+        cast_dir = rc.normal(size=3)
+        cast = (1.0,) * 3 if ir else tuple(float(c) for c in 1.0 + 0.22 * cast_dir / np.linalg.norm(cast_dir))
+        # Market has 5 high-resolution cameras and 1 low-resolution one (ReadNet §4.1); elsewhere mix.
+        low_res = (layout == "market1501" and i == n - 1) or (layout != "market1501" and rc.random() < 0.3)
+        cams.append(
+            Camera(
+                modality=modalities[i],
+                background=tuple(float(c) for c in background),
+                floor=tuple(float(c) for c in floor),
+                texture=textures[(order[i] + int(rc.integers(0, 2))) % len(textures)],
+                texture_period=int(rc.integers(4, 12)),
+                horizon=float(rc.uniform(0.6, 0.85)),
+                cast=cast,
+                brightness=float(rc.uniform(-0.12, 0.12)),
+                contrast=float(rc.uniform(0.75, 1.25)),
+                blur=float(rc.uniform(0.8, 1.5) if ir else rc.uniform(0.0, 1.0)),
+                downscale=int(rc.integers(2, 4)) if low_res else 1,
+                noise=float(rc.uniform(0.01, 0.04)),
+            )
+        )
+    return tuple(cams)
+
+
+def _camera_modalities(layout: str) -> tuple[str, ...]:
+    if layout == "sysu_mm01":
+        return tuple("ir" if c in SYSU_IR_CAMERAS else "rgb" for c in range(1, 7))
+    if layout == "regdb":
+        return ("rgb", "ir")
+    return ("rgb",) * NUM_CAMERAS[layout]
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------
+def draw_parts(identity: Identity, pose: Pose, height: int, width: int) -> np.ndarray:
+    """Label map [H, W] uint8 of body parts (BG, SKIN, HAIR, UPPER, LOWER, SHOES, BAG)."""
+    img = Image.new("L", (width, height), BG)
+    d = ImageDraw.Draw(img)
+    u = height * 0.9 * identity.height * pose.scale  # person height in pixels
+    s = width / 64  # horizontal sizes follow the image width
+    cx = width / 2 + pose.dx * width
+    top = (height - u) / 2 + pose.dy * height
+    head_r = 0.062 * u * identity.head
+    neck_y = top + 2 * head_r
+    shoulder_y = neck_y + 0.02 * u
+    hip_y = top + 0.52 * u
+    foot_y = top + u
+    half_w = 12.5 * s * identity.width * pose.scale * identity.height
+    leg_w = 0.42 * half_w
+    arm_w = max(1.0, 0.3 * half_w)
+    side = -1 if pose.flip else 1
+
+    if identity.long_hair:
+        d.rectangle([cx - head_r * 1.05, top + head_r, cx + head_r * 1.05, shoulder_y + 0.06 * u], fill=HAIR)
+    for leg in (-1, 1):
+        hip_x = cx + leg * half_w * 0.5
+        foot_x = cx + leg * (half_w * 0.45 + pose.stance * u * 0.5)
+        leg_part = SKIN if identity.skirt else LOWER
+        d.polygon(
+            [(hip_x - leg_w, hip_y), (hip_x + leg_w, hip_y), (foot_x + leg_w * 0.75, foot_y - 0.03 * u),
+             (foot_x - leg_w * 0.75, foot_y - 0.03 * u)],
+            fill=leg_part,
+        )
+        d.ellipse([foot_x - leg_w, foot_y - 0.05 * u, foot_x + leg_w, foot_y], fill=SHOES)
+    if identity.skirt:
+        d.polygon([(cx - half_w, hip_y - 0.03 * u), (cx + half_w, hip_y - 0.03 * u),
+                   (cx + half_w * 1.35, hip_y + 0.2 * u), (cx - half_w * 1.35, hip_y + 0.2 * u)], fill=LOWER)
+    for arm in (-1, 1):
+        sx, sy = cx + arm * (half_w - arm_w * 0.5), shoulder_y + arm_w
+        hx = cx + arm * (half_w + arm_w * 0.6) + (pose.swing * u * arm)
+        hy = hip_y + 0.04 * u
+        d.line([(sx, sy), (hx, hy)], fill=UPPER, width=max(1, int(round(2 * arm_w))))
+        d.ellipse([hx - arm_w, hy - arm_w, hx + arm_w, hy + arm_w], fill=SKIN)
+    d.polygon([(cx - half_w, shoulder_y), (cx + half_w, shoulder_y), (cx + half_w * 0.9, hip_y),
+               (cx - half_w * 0.9, hip_y)], fill=UPPER)
+    if identity.bag == "backpack":
+        if pose.back:
+            d.rectangle([cx - half_w * 0.7, shoulder_y + 0.03 * u, cx + half_w * 0.7, hip_y - 0.03 * u], fill=BAG)
+        else:
+            for strap in (-1, 1):
+                x = cx + strap * half_w * 0.55
+                d.line([(x, shoulder_y), (x, hip_y - 0.08 * u)], fill=BAG, width=max(1, int(half_w * 0.2)))
+    elif identity.bag == "shoulder":
+        bx = cx + side * (half_w + arm_w * 1.2)
+        d.line([(cx - side * half_w * 0.6, shoulder_y), (bx, hip_y - 0.02 * u)], fill=BAG, width=max(1, int(half_w * 0.15)))
+        d.rectangle([bx - half_w * 0.45, hip_y - 0.06 * u, bx + half_w * 0.45, hip_y + 0.09 * u], fill=BAG)
+    d.rectangle([cx - head_r * 0.45, neck_y - head_r * 0.3, cx + head_r * 0.45, shoulder_y + 1], fill=SKIN)
+    d.ellipse([cx - head_r * 0.85, top, cx + head_r * 0.85, neck_y], fill=HAIR if pose.back else SKIN)
+    if not pose.back:
+        d.chord([cx - head_r * 0.9, top - head_r * 0.1, cx + head_r * 0.9, top + head_r * 1.2], 180, 360, fill=HAIR)
+    return np.asarray(img)
+
+
+@lru_cache(maxsize=8)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:height, 0:width]
+    return yy.astype(np.float32), xx.astype(np.float32)
+
+
+def _pattern(kind: str, period: int, yy: np.ndarray, xx: np.ndarray, phase: float) -> np.ndarray:
+    if kind == "stripes":
+        return ((yy + phase) // period) % 2 == 1
+    if kind == "checks":
+        return (((yy + phase) // period) + (xx // period)) % 2 == 1
+    return np.zeros(yy.shape, dtype=bool)
+
+
+def _background(cam: Camera, r: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """The camera's scene [H, W, 3] in 0..1, with a small per-image shift of its texture."""
+    yy, xx = _grid(height, width)
+    bg = np.asarray(cam.background, np.float32)
+    floor = np.asarray(cam.floor, np.float32)
+    phase = float(r.uniform(0, cam.texture_period * 2))
+    p = cam.texture_period
+    if cam.texture == "gradient":
+        shade = 0.7 + 0.5 * yy / height
+    elif cam.texture == "tiles":
+        lines = (((yy + phase) % (2 * p)) < 1.5) | (((xx + phase) % (2 * p)) < 1.5)
+        shade = np.where(lines, 0.7, 1.05)
+    elif cam.texture == "stripes":
+        shade = np.where(((xx + phase) // p) % 2 == 1, 0.8, 1.1)
+    else:
+        coarse = r.uniform(0.75, 1.2, size=(height // 16 + 2, width // 16 + 2)).astype(np.float32)
+        shade = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR))
+    img = bg[None, None, :] * shade[..., None]
+    horizon = int(cam.horizon * height + r.integers(-2, 3))
+    img[horizon:] = floor * (0.85 + 0.3 * yy[horizon:, :, None] / height)
+    return img * float(r.uniform(0.94, 1.06))
+
+
+def paint_rgb(parts: np.ndarray, idn: Identity, phase: float) -> np.ndarray:
+    """Colour a part map with the identity's outfit and patterns -> [H, W, 3] in 0..1 (BG left black)."""
+    yy, xx = _grid(*parts.shape)
+    primary = np.asarray([(0, 0, 0), idn.skin, idn.hair, idn.upper, idn.lower, idn.shoes, idn.bag_colour], np.float32)
+    second = primary.copy()
+    second[UPPER], second[LOWER] = idn.upper_second, idn.lower_second
+    use_second = np.where(
+        parts == UPPER, _pattern(idn.upper_pattern, idn.period, yy, xx, phase),
+        (parts == LOWER) & _pattern(idn.lower_pattern, idn.period + 2, yy, xx, phase),
+    )
+    return np.where(use_second[..., None], second[parts], primary[parts])
+
+
+def paint_thermal(parts: np.ndarray, idn: Identity, phase: float) -> np.ndarray:
+    """The same part map as infrared: per-identity fabric response in gray, skin hot (bright)."""
+    yy, xx = _grid(*parts.shape)
+    levels = np.asarray([0.0, 0.92, idn.thermal_hair, idn.thermal_upper, idn.thermal_lower, 0.35, idn.thermal_bag], np.float32)
+    gray = levels[parts]
+    stripes = (parts == UPPER) & _pattern(idn.upper_pattern, idn.period, yy, xx, phase)
+    gray = gray + np.where(stripes, idn.thermal_pattern, 0.0)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _apply_camera(img: np.ndarray, cam: Camera, r: np.random.Generator) -> np.ndarray:
+    """Colour cast, contrast, brightness, blur or low resolution, sensor noise -> uint8 [H, W, 3]."""
+    h, w = img.shape[:2]
+    img = (img * np.asarray(cam.cast, np.float32) - 0.5) * cam.contrast + 0.5 + cam.brightness
+    img = np.clip(img, 0.0, 1.0)
+    pil = Image.fromarray((img * 255 + 0.5).astype(np.uint8))
+    if cam.downscale > 1:
+        pil = pil.resize((max(1, w // cam.downscale), max(1, h // cam.downscale)), Image.BILINEAR).resize((w, h), Image.BILINEAR)
+    if cam.blur > 0.05:
+        pil = pil.filter(ImageFilter.GaussianBlur(cam.blur))
+    noise = r.standard_normal(size=(h, w, 1 if cam.modality == "ir" else 3), dtype=np.float32) * (cam.noise * 255)
+    out = np.asarray(pil).astype(np.float32) + noise
+    if cam.modality == "ir":
+        out = np.repeat(out[..., :1], 3, axis=2)  # IR frames are gray copied into 3 channels, as in SYSU-MM01
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def render(spec: ImageSpec, config: SyntheticConfig) -> np.ndarray:
+    """Draw one image [H, W, 3] uint8 for `spec`; deterministic in (config, spec)."""
+    h, w = config.height, config.width
+    cam = make_cameras(config.seed, config.layout)[spec.camid]
+    r = _rng(config.seed, config.layout, _ROLE_POSE, spec.pose_key)
+    pose = _draw_pose(r)
+    if spec.detected:  # a detector's box: shifted and rescaled against the hand-drawn one
+        rd = _rng(config.seed, config.layout, _ROLE_DETECTED, spec.pose_key)
+        pose = dataclasses.replace(pose, dx=pose.dx + rd.uniform(-0.12, 0.12), dy=pose.dy + rd.uniform(-0.06, 0.06),
+                                   scale=pose.scale * rd.uniform(0.85, 1.12))
+    if spec.kind == "partial":  # a passer-by cut by the box edge
+        pose = dataclasses.replace(pose, dx=float(r.choice([-0.45, 0.45])), dy=float(r.uniform(-0.3, 0.3)), scale=1.3)
+    elif spec.kind == "junk":  # a bad detection: mostly scene, a sliver of somebody
+        pose = dataclasses.replace(pose, dx=float(r.choice([-0.62, 0.62])), dy=float(r.uniform(0.2, 0.45)), scale=0.8)
+    scene = _background(cam, r, h, w)
+    if spec.identity >= 0:
+        idn = make_identity(config.seed, config.layout, spec.identity)
+        parts = draw_parts(idn, pose, h, w)
+        phase = float(r.uniform(0, 4))
+        if cam.modality == "ir":
+            person = paint_thermal(parts, idn, phase)
+        else:
+            yy, xx = _grid(h, w)
+            person = paint_rgb(parts, idn, phase)
+            # a soft left-right shading so bodies read as volumes rather than flat cut-outs
+            person = person * (1.0 - 0.25 * np.clip(np.abs(xx - w / 2 - pose.dx * w) / (w * 0.35), 0, 1))[..., None]
+        scene = np.where((parts > BG)[..., None], person, scene)
+    return _apply_camera(scene, cam, r)
+
+
+_FORMATS = {"market1501": "JPEG", "dukemtmc": "JPEG", "sysu_mm01": "JPEG", "cuhk03": "PNG", "regdb": "BMP"}
+
+
+def _write_chunk(config: SyntheticConfig, specs: Sequence[ImageSpec], folder: str) -> int:
+    fmt = _FORMATS[config.layout]
+    options = {"quality": 92} if fmt == "JPEG" else {}
+    for spec in specs:
+        path = os.path.join(folder, spec.relpath)
+        Image.fromarray(render(spec, config)).save(path, format=fmt, **options)
+    return len(specs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Planning: which images exist, under which names
+# ----------------------------------------------------------------------------------------------
+def _allocate(total: int, minimums: np.ndarray, weights: np.ndarray, r: np.random.Generator) -> np.ndarray:
+    """Split `total` images over slots: each slot its minimum, the rest in proportion to heavy-tailed weights."""
+    extra = max(0, int(total) - int(minimums.sum()))
+    return minimums + r.multinomial(extra, weights / weights.sum())
+
+
+def _heavy_tail(r: np.random.Generator, n: int) -> np.ndarray:
+    """Per-slot weights with a long right tail: a few ids have many images, most have few (ReadNet §1)."""
+    return r.lognormal(0.0, 0.9, size=n) * r.gamma(1.0, size=n) + 1e-3
+
+
+def _camera_sets(r: np.random.Generator, n_ids: int, cameras: Sequence[int], total: int, at_least: int = 0) -> list[list[int]]:
+    """Cameras each id is seen in: >= 2 each, fewer when the image budget is small, >= at_least in all."""
+    cap = int(max(2, min(len(cameras), total // max(1, 2 * n_ids))))
+    sizes = r.integers(2, cap + 1, size=n_ids)
+    while sizes.sum() < at_least and (sizes < len(cameras)).any():
+        sizes[r.choice(np.flatnonzero(sizes < len(cameras)))] += 1
+    return [sorted(int(c) for c in r.choice(cameras, size=k, replace=False)) for k in sizes]
+
+
+def _counts_per_camera(r: np.random.Generator, cam_sets: list[list[int]], total: int, minimum: int = 2) -> list[list[int]]:
+    sizes = [len(c) for c in cam_sets]
+    flat = _allocate(total, np.full(sum(sizes), minimum), _heavy_tail(r, sum(sizes)), r)
+    out, i = [], 0
+    for k in sizes:
+        out.append([int(v) for v in flat[i:i + k]])
+        i += k
+    return out
+
+
+def _queries_per_id(r: np.random.Generator, cam_sets: list[list[int]], total: int) -> list[int]:
+    """One query per id, then more in other cameras up to one per camera (Market's query rule)."""
+    q = np.ones(len(cam_sets), dtype=int)
+    caps = np.array([len(c) for c in cam_sets])
+    for _ in range(max(0, total - len(cam_sets))):
+        open_ids = np.flatnonzero(q < caps)
+        if open_ids.size == 0:
+            break
+        q[r.choice(open_ids)] += 1
+    return [int(v) for v in q]
+
+
+class _FrameClock:
+    """Per-camera frame counters, so every Market/Duke name is unique and time-ordered."""
+
+    def __init__(self, r: np.random.Generator, num_cameras: int):
+        self.r = r
+        self.frames = [int(v) for v in r.integers(0, 500, size=num_cameras)]
+
+    def next(self, cam: int) -> int:
+        self.frames[cam] += int(self.r.integers(1, 60))
+        return self.frames[cam]
+
+
+def _sample_pids(r: np.random.Generator, n: int, high: int) -> list[int]:
+    high = max(high, 2 * n)
+    return sorted(int(p) for p in r.choice(np.arange(1, high + 1), size=n, replace=False))
+
+
+def _plan_market_like(config: SyntheticConfig) -> Plan:
+    layout, c = config.layout, config.counts
+    duke = layout == "dukemtmc"
+    ncam = NUM_CAMERAS[layout]
+    r = _rng(config.seed, layout, _ROLE_PLAN, 0)
+    clock = _FrameClock(r, ncam)
+    extra_ids = round(c.test_ids * DUKE_DISTRACTOR_ID_RATIO) if duke else 0
+    pids = [int(p) for p in r.permutation(_sample_pids(r, c.train_ids + c.test_ids + extra_ids, 7140 if duke else 1501))]
+    train_pids, test_pids = sorted(pids[:c.train_ids]), sorted(pids[c.train_ids:c.train_ids + c.test_ids])
+    extra_pids = sorted(pids[c.train_ids + c.test_ids:])
+    specs: list[ImageSpec] = []
+
+    def name(pid: int, cam: int) -> str:
+        frame = clock.next(cam)
+        if duke:
+            return f"{pid:04d}_c{cam + 1}_f{frame:07d}.jpg"
+        pid_text = "-1" if pid < 0 else f"{pid:04d}"
+        return f"{pid_text}_c{cam + 1}s{int(r.integers(1, 7))}_{frame:06d}_{int(r.integers(1, 4)):02d}.jpg"
+
+    def add(folder: str, split: str, pid: int, cam: int, identity: int, kind: str = "person") -> None:
+        specs.append(ImageSpec(f"{folder}/{name(pid, cam)}", split, pid, cam, "rgb", identity, len(specs), kind))
+
+    cams = list(range(ncam))
+    train_sets = _camera_sets(r, c.train_ids, cams, c.train_images)
+    for pid, cs, counts in zip(train_pids, train_sets, _counts_per_camera(r, train_sets, c.train_images)):
+        for cam, n in zip(cs, counts):
+            for _ in range(n):
+                add("bounding_box_train", "train", pid, cam, pid)
+    test_sets = _camera_sets(r, c.test_ids, cams, c.gallery_images, at_least=c.query_images)
+    queries = _queries_per_id(r, test_sets, c.query_images)
+    for pid, cs, counts, nq in zip(test_pids, test_sets, _counts_per_camera(r, test_sets, c.gallery_images), queries):
+        for cam, n in zip(cs, counts):
+            for _ in range(n):
+                add("bounding_box_test", "gallery", pid, cam, pid)
+        for cam in sorted(int(v) for v in r.choice(cs, size=nq, replace=False)):
+            add("query", "query", pid, cam, pid)
+    if duke and extra_pids:  # Duke's distractors are real people seen by one camera, in the gallery only
+        for pid, n in zip(extra_pids, _allocate(c.distractor_images, np.ones(len(extra_pids), int), _heavy_tail(r, len(extra_pids)), r)):
+            cam = int(r.integers(0, ncam))
+            for _ in range(int(n)):
+                add("bounding_box_test", "gallery", pid, cam, pid)
+    if not duke:
+        passer_by = 10000  # identity keys beyond any 4-digit pid
+        for _ in range(c.distractor_images):
+            passer_by += 1
+            add("bounding_box_test", "gallery", 0, int(r.integers(0, ncam)), passer_by, "partial")
+        for _ in range(c.junk_images):
+            passer_by += 1
+            add("bounding_box_test", "gallery", -1, int(r.integers(0, ncam)), passer_by if r.random() < 0.7 else -1, "junk")
+    return Plan(specs, {})
+
+
+def _plan_cuhk03(config: SyntheticConfig) -> Plan:
+    c = config.counts
+    r = _rng(config.seed, "cuhk03", _ROLE_PLAN, 0)
+    n = c.train_ids + c.test_ids
+    pairs = np.sort(np.concatenate([np.arange(5)[: min(5, n)], r.choice(5, size=max(0, n - 5), p=CUHK03_PAIR_SHARE)]))
+    test = set(int(v) for v in r.choice(n, size=c.test_ids, replace=False))
+    specs: list[ImageSpec] = []
+    splits: dict[str, dict[str, list]] = {v: {"train": [], "query": [], "gallery": []} for v in ("labeled", "detected")}
+    within = np.zeros(5, dtype=int)
+    for g in range(n):  # g + 1 is the global label, as in the new-protocol config files
+        pair = int(pairs[g])
+        within[pair] += 1
+        split = "test" if g in test else "train"
+        per_view = r.choice(np.arange(2, CUHK03_MAX_PER_VIEW + 1), size=2, p=[0.06, 0.09, 0.15, 0.7])
+        query_slot = [int(r.integers(0, k)) for k in per_view]
+        for view in (0, 1):
+            for k in range(int(per_view[view])):
+                img = view * CUHK03_MAX_PER_VIEW + k + 1
+                pose_key = len(specs)
+                for variant in ("labeled", "detected"):
+                    relpath = f"images_{variant}/{pair + 1}_{within[pair]:03d}_{view + 1}_{img:02d}.png"
+                    specs.append(ImageSpec(relpath, split, g + 1, pair * 2 + view, "rgb", g, pose_key,
+                                           detected=variant == "detected"))
+                    part = "train" if split == "train" else ("query" if k == query_slot[view] else "gallery")
+                    splits[variant][part].append([relpath, g + 1, view])
+    if within.max() > 999:
+        raise ValueError(f"{n} ids put {within.max()} in one CUHK03 camera pair; names allow 999: use fewer ids")
+    text = {f"splits_new_{v}.json": json.dumps(s, indent=1) + "\n" for v, s in splits.items()}
+    return Plan(specs, text)
+
+
+def _plan_sysu(config: SyntheticConfig) -> Plan:
+    c = config.counts
+    r = _rng(config.seed, "sysu_mm01", _ROLE_PLAN, 0)
+    n = c.train_ids + c.val_ids + c.test_ids
+    pids = [int(p) for p in r.permutation(_sample_pids(r, n, 533))]
+    groups = {"train": sorted(pids[:c.train_ids]), "val": sorted(pids[c.train_ids:c.train_ids + c.val_ids]),
+              "test": sorted(pids[c.train_ids + c.val_ids:])}
+    per_id = c.train_images / c.train_ids
+    specs: list[ImageSpec] = []
+    for split, group in groups.items():
+        cam_sets = []
+        for _ in group:  # every id in an indoor RGB camera and an IR camera, so both searches have matches
+            rgb = {int(r.choice(SYSU_INDOOR_RGB_CAMERAS))} | set(int(v) for v in r.choice(SYSU_RGB_CAMERAS, size=int(r.integers(0, 3))))
+            ir = set(int(v) for v in r.choice(SYSU_IR_CAMERAS, size=int(r.integers(1, 3)), replace=False))
+            cam_sets.append(sorted(rgb | ir))
+        for pid, cs, counts in zip(group, cam_sets, _counts_per_camera(r, cam_sets, round(per_id * len(group)))):
+            for cam, k in zip(cs, counts):
+                modality = "ir" if cam in SYSU_IR_CAMERAS else "rgb"
+                for img in range(1, k + 1):
+                    specs.append(ImageSpec(f"cam{cam}/{pid:04d}/{img:04d}.jpg", split, pid, cam - 1, modality, pid, len(specs)))
+    text = {f"exp/{split}_id.txt": ",".join(str(p) for p in group) for split, group in groups.items()}
+    return Plan(specs, text)
+
+
+def _plan_regdb(config: SyntheticConfig) -> Plan:
+    c = config.counts
+    r = _rng(config.seed, "regdb", _ROLE_PLAN, 0)
+    n = c.train_ids + c.test_ids
+    specs: list[ImageSpec] = []
+    files: dict[int, tuple[list[str], list[str]]] = {}
+    for pid in range(1, n + 1):
+        stem = f"{('female', 'male')[int(r.integers(0, 2))]}_{('front', 'back')[int(r.integers(0, 2))]}"
+        serial = int(r.integers(0, 100000))
+        vis, th = [], []
+        for k in range(1, REGDB_IMAGES_PER_MODALITY + 1):
+            pose_key = len(specs)  # visible and thermal frames are captured together: one pose
+            vis.append(f"Visible/{pid}/{stem}_v_{serial:05d}_{k}.bmp")
+            th.append(f"Thermal/{pid}/{stem}_t_{serial:05d}_{k}.bmp")
+            specs.append(ImageSpec(vis[-1], "all", pid, 0, "rgb", pid, pose_key))
+            specs.append(ImageSpec(th[-1], "all", pid, 1, "ir", pid, pose_key))
+        files[pid] = (vis, th)
+    text = {}
+    for trial in range(1, REGDB_TRIALS + 1):
+        order = _rng(config.seed, "regdb", _ROLE_PLAN, trial).permutation(np.arange(1, n + 1))
+        for split, ids in (("train", sorted(order[:c.train_ids])), ("test", sorted(order[c.train_ids:]))):
+            for m, modality in enumerate(("visible", "thermal")):
+                # labels run 0..N-1 within each file: the published loaders use train labels as class indices
+                lines = [f"{path} {label}" for label, pid in enumerate(ids) for path in files[int(pid)][m]]
+                text[f"idx/{split}_{modality}_{trial}.txt"] = "\n".join(lines) + "\n"
+    return Plan(specs, text)
+
+
+_PLANNERS = {"market1501": _plan_market_like, "dukemtmc": _plan_market_like, "cuhk03": _plan_cuhk03,
+             "sysu_mm01": _plan_sysu, "regdb": _plan_regdb}
+
+
+def plan_dataset(config: SyntheticConfig) -> Plan:
+    """Every image's name, split, id and camera, without drawing anything (cheap)."""
+    return _PLANNERS[config.layout](config)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+def _check_existing(folder: pathlib.Path, config: SyntheticConfig) -> bool:
+    """True when `folder` already holds this exact dataset; raise when it holds anything else."""
+    if not folder.exists():
+        return False
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        raise FileExistsError(
+            f"{folder} exists but is not a complete synthetic dataset (no {MANIFEST_NAME}); "
+            "choose another --root or delete that folder"
+        )
+    try:
+        found = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise FileExistsError(f"{manifest} is unreadable ({err}); delete {folder} and generate again") from err
+    if found != config.manifest():
+        raise FileExistsError(
+            f"{folder} was generated with different parameters ({found.get('config')}) than requested "
+            f"({dataclasses.asdict(config)}); choose another --root or delete that folder"
+        )
+    return True
+
+
+def make_dataset(
+    layout: str,
+    root: str | os.PathLike,
+    size: str = "tiny",
+    seed: int = 0,
+    num_ids: int | None = None,
+    num_train_ids: int | None = None,
+    num_test_ids: int | None = None,
+    height: int = 128,
+    width: int = 64,
+    workers: int | None = None,
+) -> pathlib.Path:
+    """Write a synthetic dataset in `layout`'s published layout under `root`; return its folder.
+
+    `num_ids` sets both train and test id counts; `num_train_ids` / `num_test_ids` set one each
+    (image counts follow the size preset's images-per-id). Writing is atomic: images go to a hidden
+    temporary folder renamed into place once complete. A complete folder with the same parameters
+    is left as it is; one with other parameters is an error. `workers` (default: 2 for more than
+    5,000 images, else 1) only changes speed, never the bytes.
+    """
+    config = SyntheticConfig(
+        layout=layout, size=size, seed=seed,
+        num_train_ids=num_ids if num_train_ids is None else num_train_ids,
+        num_test_ids=num_ids if num_test_ids is None else num_test_ids,
+        height=height, width=width,
+    )
+    root = pathlib.Path(root)
+    folder = root / DATASET_FOLDERS[layout]
+    if _check_existing(folder, config):
+        return folder
+    plan = plan_dataset(config)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=root))
+    try:
+        for d in sorted({os.path.dirname(s.relpath) for s in plan.specs} | {os.path.dirname(p) for p in plan.text_files}):
+            (tmp / d).mkdir(parents=True, exist_ok=True)
+        _render_all(config, plan.specs, tmp, workers)
+        for relpath, content in plan.text_files.items():
+            (tmp / relpath).write_text(content)
+        (tmp / MANIFEST_NAME).write_text(json.dumps(config.manifest(), indent=1) + "\n")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder should read like any other
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if _check_existing(folder, config):  # another process finished the same dataset first
+                shutil.rmtree(tmp)
+                return folder
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _render_all(config: SyntheticConfig, specs: list[ImageSpec], folder: pathlib.Path, workers: int | None) -> None:
+    if workers is None:
+        workers = 2 if len(specs) > 5000 else 1
+    if workers < 1:
+        raise ValueError(f"workers={workers}: use 1 or more")
+    if workers == 1:
+        _write_chunk(config, specs, str(folder))
+        return
+    chunks = [specs[i:i + 500] for i in range(0, len(specs), 500)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(_write_chunk, [config] * len(chunks), chunks, [str(folder)] * len(chunks)):
+            pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Camera probe: how much camera information a linear model reads off raw pixels
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbeResult:
+    accuracy: float
+    chance: float
+    num_images: int
+    num_cameras: int
+
+
+def camera_probe(folder: str | os.PathLike, config: SyntheticConfig, pixels: tuple[int, int] = (32, 16),
+                 test_fraction: float = 0.3, seed: int = 0) -> ProbeResult:
+    """Held-out accuracy of a logistic regression predicting the camera from downsampled raw pixels
+    of the train split of a generated dataset; chance is 1 / number of cameras present."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    folder = pathlib.Path(folder)
+    specs = [s for s in plan_dataset(config).specs if s.split in ("train", "all") and not s.detected]
+    if not specs:
+        raise ValueError(f"no train images planned for {config}")
+    x = np.stack([
+        np.asarray(Image.open(folder / s.relpath).convert("RGB").resize((pixels[1], pixels[0]), Image.BILINEAR),
+                   np.float32).ravel() / 255.0
+        for s in specs
+    ])
+    y = np.array([s.camid for s in specs])
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    mean, std = x_tr.mean(0), x_tr.std(0) + 1e-6
+    model = LogisticRegression(max_iter=2000, C=0.1)
+    model.fit((x_tr - mean) / std, y_tr)
+    accuracy = float((model.predict((x_te - mean) / std) == y_te).mean())
+    num_cameras = len(np.unique(y))
+    return ProbeResult(accuracy, 1.0 / num_cameras, len(specs), num_cameras)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="readnet make-synthetic",
+        description="Write a synthetic ReID dataset in a published layout (seeded, deterministic).",
+    )
+    p.add_argument("--layout", required=True, help=f"one of: {', '.join(LAYOUTS)}, or 'all'")
+    p.add_argument("--root", required=True, help="folder that will hold the dataset folder(s)")
+    p.add_argument("--size", default="tiny", help=f"one of: {', '.join(SIZE_PRESETS)} (default tiny)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-ids", type=int, default=None, help="train and test id counts (override the size)")
+    p.add_argument("--num-train-ids", type=int, default=None)
+    p.add_argument("--num-test-ids", type=int, default=None)
+    p.add_argument("--height", type=int, default=128)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--workers", type=int, default=None, help="processes drawing images (speed only)")
+    return p
+
+
+def cli(argv: list[str]) -> int:
+    """`readnet make-synthetic --layout market1501 --root DIR --size tiny --seed 0`."""
+    args = _parser().parse_args(argv)
+    if args.layout != "all" and args.layout not in LAYOUTS:
+        print(f"make-synthetic: unknown layout {args.layout!r}; valid layouts: {', '.join(LAYOUTS)}, all", file=sys.stderr)
+        return 2
+    layouts = LAYOUTS if args.layout == "all" else (args.layout,)
+    for layout in layouts:
+        start = time.perf_counter()
+        try:
+            folder = make_dataset(
+                layout, args.root, size=args.size, seed=args.seed, num_ids=args.num_ids,
+                num_train_ids=args.num_train_ids, num_test_ids=args.num_test_ids,
+                height=args.height, width=args.width, workers=args.workers,
+            )
+        except (ValueError, FileExistsError) as err:
+            print(f"make-synthetic: {err}", file=sys.stderr)
+            return 2
+        print(f"{layout}: {folder} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))

@@ -1,0 +1,591 @@
+"""Retrieval evaluation: distances, CMC/mAP and the SYSU-MM01 / RegDB protocols (issue 3).
+
+ReadNet §4.1 reports rank-1 CMC and mAP under the Market-1501 rule (also used for
+DukeMTMC-reID and CUHK03-new); expAT §4 reports SYSU-MM01 (all/indoor search,
+single/multi-shot, 10 trials) and RegDB (10 trials, both directions).
+
+Ranking semantics, shared by every function here: a query's gallery is ordered by
+ascending distance, and equal distances keep gallery order (the order of a stable
+sort, ``np.argsort(kind="stable")``). The classic per-query evaluators call
+``np.argsort`` with its default, unstable, quicksort, so their tie order is
+unspecified; on tie-free distances they give the same numbers as this module.
+
+Only torch and numpy are imported here, so the module runs where scikit-learn is
+missing (:func:`camera_probe_accuracy` imports it when called).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from readnet.mining import METRICS, pairwise_distance_matrix
+
+CMC_CONVENTIONS = ("standard", "official")
+SYSU_MODES = ("all", "indoor")
+REGDB_DIRECTIONS = ("visible_to_thermal", "thermal_to_visible")
+NEAREST_CLASS_METRICS = ("angle", "euclidean")
+
+# SYSU-MM01 cameras as the reader's 0-based camids (camera c -> c - 1): IR cameras 3
+# and 6 are the queries; the RGB gallery is cameras 1, 2, 4, 5 ("all") or 1, 2 ("indoor").
+SYSU_QUERY_CAMIDS = (2, 5)
+SYSU_GALLERY_CAMIDS = {"all": (0, 1, 3, 4), "indoor": (0, 1)}
+# Cameras 3 (IR) and 2 (RGB) film the same place, so a camera-3 query never sees
+# camera-2 gallery images (any identity): the SYSU-MM01 evaluation rule.
+SYSU_SHARED_LOCATION = (2, 1)
+
+# Gallery x query elements per chunk: bounds the working memory of evaluate()
+# (about 40 bytes per element) and keeps a chunk in cache on a CPU.
+_CPU_CHUNK_ELEMENTS = 1 << 20
+_GPU_CHUNK_ELEMENTS = 1 << 26
+_NO_KEY = torch.iinfo(torch.int64).max  # above every key (see _order_keys)
+
+
+def _as_tensor(values, name: str, device: torch.device | None = None) -> Tensor:
+    if isinstance(values, Tensor):
+        tensor = values.detach()
+    else:
+        try:
+            tensor = torch.as_tensor(np.asarray(values))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} must be a numpy array or torch tensor, got {type(values).__name__}") from error
+    return tensor if device is None else tensor.to(device)
+
+
+def _as_labels(values, name: str, length: int, device: torch.device) -> Tensor:
+    labels = _as_tensor(values, name, device)
+    if labels.dim() != 1 or labels.numel() != length:
+        raise ValueError(f"{name} must be 1-D with {length} entries, got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"{name} must hold integer ids, got dtype {labels.dtype}")
+    return labels.long().contiguous()
+
+
+def _as_features(values, name: str, device: torch.device | None = None) -> Tensor:
+    features = _as_tensor(values, name, device)
+    if features.dim() != 2 or features.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty [N, d] array, got shape {tuple(features.shape)}")
+    return features if features.is_floating_point() else features.float()
+
+
+def pairwise_distance(
+    x, y, metric: str = "euclidean", chunk_size: int = 2048, dtype: torch.dtype | None = None
+) -> Tensor:
+    """[M, N] distances between the rows of x [M, d] and y [N, d], `chunk_size` rows of x at a time.
+
+    "euclidean": ||x - y||; "cosine": 1 - cos(theta); "angular": theta = arccos of the cosine
+    clamped as in ReadNet §3.2. Computed on x's device; `dtype` (e.g. torch.float32) sets the
+    output type, which halves the memory of a float64 Market-size matrix.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    x = _as_features(x, "x")
+    y = _as_features(y, "y", x.device)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same feature size, got {tuple(x.shape)} and {tuple(y.shape)}")
+    compute = torch.promote_types(x.dtype, y.dtype)
+    out = torch.empty(x.shape[0], y.shape[0], dtype=dtype or compute, device=x.device)
+    y = y.to(compute)
+    with torch.no_grad():
+        for start in range(0, x.shape[0], chunk_size):
+            rows = x[start:start + chunk_size].to(compute)
+            out[start:start + chunk_size] = pairwise_distance_matrix(rows, y, metric)
+    return out
+
+
+def _check_distmat(distmat) -> Tensor:
+    distmat = _as_tensor(distmat, "distmat")
+    if distmat.dim() != 2 or 0 in distmat.shape:
+        raise ValueError(f"distmat must be a non-empty [num_query, num_gallery] matrix, got {tuple(distmat.shape)}")
+    if not distmat.is_floating_point():
+        distmat = distmat.double()
+    if torch.isnan(distmat.min()):
+        raise ValueError("distmat contains NaN; check the features (a NaN feature gives NaN distances)")
+    return distmat.contiguous()
+
+
+@dataclass(frozen=True)
+class _DropRule:
+    """Which gallery items a query does not see: `drop(q_index, g_index)` is elementwise and
+    broadcasts. `only_same_id` says it never drops another id (the Market rule)."""
+
+    drop: Callable[[Tensor, Tensor], Tensor]
+    only_same_id: bool
+
+
+def _same_id_pairs(q_pids: Tensor, g_pids: Tensor) -> tuple[Tensor, Tensor]:
+    """Every (query, gallery) index pair with one pid, ordered by query then gallery index."""
+    sorted_pids, order = torch.sort(g_pids, stable=True)
+    begin = torch.searchsorted(sorted_pids, q_pids)
+    counts = torch.searchsorted(sorted_pids, q_pids, right=True) - begin
+    q_index = torch.repeat_interleave(torch.arange(q_pids.numel(), device=q_pids.device), counts)
+    return q_index, order[begin[q_index] + _slot_in_row(q_index, counts)]
+
+
+def _slot_in_row(rows: Tensor, counts: Tensor) -> Tensor:
+    """0, 1, 2, ... within each run of equal `rows` (sorted ascending; counts = run lengths by row)."""
+    return torch.arange(rows.numel(), device=rows.device) - (counts.cumsum(0) - counts)[rows]
+
+
+def _monotone(first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
+    """int64 codes in [0, 2**32) with the order and the ties of the distances in both tensors.
+
+    float32 and narrower: the float bits made monotone (negative floats reversed; -0.0 coded as
+    +0.0, as they compare equal). float64 does not fit 32 bits, so it is coded by its rank among
+    the values at hand (a sort of those values only).
+    """
+    if first.dtype == torch.float64:
+        ranks = torch.unique(torch.cat([first.reshape(-1), second.reshape(-1)]), return_inverse=True)[1]
+        return ranks[:first.numel()].view(first.shape), ranks[first.numel():].view(second.shape)
+
+    def code(values: Tensor) -> Tensor:
+        bits = (values.float() + 0.0).view(torch.int32)
+        return (bits ^ ((bits >> 31) & 0x7FFFFFFF)).long() + (1 << 31)
+
+    return code(first), code(second)
+
+
+def _order_keys(rows: Tensor, codes: Tensor, cols: Tensor, num_gallery: int) -> Tensor:
+    """int64 keys ordered like (row, distance, gallery index): one comparison is the stable order."""
+    col_bits = max(1, (num_gallery - 1).bit_length())
+    return (rows << (32 + col_bits)) | (codes << col_bits) | cols
+
+
+def _match_ranks(
+    distances: Tensor, match_rows: Tensor, match_cols: Tensor, is_negative: Callable[[Tensor, Tensor], Tensor]
+) -> tuple[Tensor, Tensor]:
+    """Ranks (0-based, among kept items) of a chunk's matches, without sorting the gallery.
+
+    Match k of a row (in ranking order) is preceded by k matches and by the negatives with a
+    smaller (distance, gallery index) key. Only negatives within the row's largest match
+    distance can precede a match, typically a few percent of the gallery for a trained model;
+    those are located among the sorted match keys (searchsorted) and counted with a cumulative
+    histogram. Returns (ranks, slot) per match, grouped by row in ranking order; slot = k.
+    """
+    num_rows, num_gallery = distances.shape
+    device = distances.device
+    match_distances = distances[match_rows, match_cols]
+    largest = torch.full((num_rows,), -torch.inf, dtype=distances.dtype, device=device)
+    largest.scatter_reduce_(0, match_rows, match_distances, reduce="amax")
+    candidate = distances <= largest[:, None]
+    dense = 3 * int(candidate.sum()) >= candidate.numel()
+    if dense:  # most of the gallery is within reach (a weak model): compacting would cost more
+        rows, cols = torch.arange(num_rows, device=device)[:, None], torch.arange(num_gallery, device=device)
+        values = distances
+    else:
+        rows, cols = candidate.nonzero(as_tuple=True)
+        values = distances[rows, cols]
+    match_codes, codes = _monotone(match_distances, values)
+    match_keys = _order_keys(match_rows, match_codes, match_cols, num_gallery).sort().values
+    counts = torch.bincount(match_rows, minlength=num_rows)
+    row_end = counts.cumsum(0)
+    keys = _order_keys(rows, codes, cols, num_gallery)
+    if dense:
+        # A short sorted list per row: the batched search takes log2(matches of the row) steps.
+        padded = torch.full((num_rows, max(1, int(counts.max()))), _NO_KEY, dtype=torch.int64, device=device)
+        padded[match_rows, _slot_in_row(match_rows, counts)] = match_keys
+        located = torch.searchsorted(padded, keys) + (row_end - counts)[:, None]
+    else:
+        located = torch.searchsorted(match_keys, keys)
+    # Rows live in the keys' top bits, so `located` stays within the row, or one past its last
+    # match; negatives past the last match, and non-negatives, go to a spare last bin.
+    counted = is_negative(rows, cols) & (located < row_end[rows])
+    located = torch.where(counted, located, match_keys.numel())
+    before = torch.bincount(located.view(-1), minlength=match_keys.numel() + 1)[:-1].cumsum(0)
+    before = torch.cat([before.new_zeros(1), before])
+    index = torch.arange(match_keys.numel(), device=device)
+    row_start = (row_end - counts)[match_rows]
+    slot = index - row_start
+    return slot + before[index + 1] - before[row_start], slot
+
+
+def _chunk_rows(num_gallery: int, device: torch.device, chunk_size: int | None) -> int:
+    # The keys hold the chunk row above 32 distance bits and the gallery index.
+    most_rows = 1 << (31 - max(1, (num_gallery - 1).bit_length()))
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if chunk_size is None:
+        budget = _GPU_CHUNK_ELEMENTS if device.type == "cuda" else _CPU_CHUNK_ELEMENTS
+        chunk_size = max(1, budget // num_gallery)
+    return min(chunk_size, most_rows)
+
+
+def _negative_test(
+    q_pids: Tensor, g_pids: Tensor, rule: _DropRule | None, offset: int
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """is_negative(rows, cols) for a chunk of queries starting at query `offset` (rows are local)."""
+
+    def is_negative(rows: Tensor, cols: Tensor) -> Tensor:
+        negative = g_pids[cols] != q_pids[rows]
+        if rule is not None and not rule.only_same_id:
+            negative &= ~rule.drop(rows + offset, cols)
+        return negative
+
+    return is_negative
+
+
+def _query_statistics(
+    distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: _DropRule | None, chunk_size: int | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per query: rank of the first match (0-based, among kept items), AP, and whether it is valid.
+
+    A query with no match left once `rule` drops its gallery items is invalid.
+    """
+    num_query, num_gallery = distmat.shape
+    if num_gallery >= 1 << 30:
+        raise ValueError(f"a gallery of {num_gallery} items is too large; split it below 2**30 items")
+    device = distmat.device
+    q_same, g_same = _same_id_pairs(q_pids, g_pids)
+    if rule is not None:
+        kept = ~rule.drop(q_same, g_same)
+        q_same, g_same = q_same[kept], g_same[kept]
+    first_rank = torch.zeros(num_query, dtype=torch.int64, device=device)
+    average_precision = torch.zeros(num_query, dtype=torch.float64, device=device)
+    num_matches = torch.zeros(num_query, dtype=torch.int64, device=device)
+    step = _chunk_rows(num_gallery, device, chunk_size)
+    for start in range(0, num_query, step):
+        stop = min(start + step, num_query)
+        lo, hi = torch.searchsorted(q_same, torch.tensor([start, stop], device=device)).tolist()
+        rows = q_same[lo:hi] - start
+        is_negative = _negative_test(q_pids[start:stop], g_pids, rule, start)
+        ranks, slot = _match_ranks(distmat[start:stop], rows, g_same[lo:hi], is_negative)
+        precision = (slot + 1).double() / (ranks + 1).double()
+        counts = torch.bincount(rows, minlength=stop - start)
+        first = slot == 0
+        first_rank[start + rows[first]] = ranks[first]
+        average_precision[start:stop] = torch.bincount(rows, weights=precision, minlength=stop - start)
+        num_matches[start:stop] = counts
+    valid = num_matches > 0
+    return first_rank, average_precision / num_matches.clamp(min=1), valid
+
+
+def _cmc_from_first_ranks(first_rank: Tensor, valid: Tensor, length: int) -> np.ndarray:
+    """Fraction of valid queries whose first match is within rank r, r = 1..length."""
+    hits = torch.bincount(first_rank[valid].clamp(max=length), minlength=length + 1)[:length]
+    return (hits.cumsum(0).double() / int(valid.sum())).cpu().numpy()
+
+
+def _require_valid(valid: Tensor, rule: str) -> None:
+    if not bool(valid.any()):
+        raise ValueError(f"no query has a match in the gallery once {rule}; "
+                         "check that query and gallery share identities (pids)")
+
+
+def _check_max_rank(max_rank: int) -> None:
+    if not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
+        raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
+
+
+def _checked_inputs(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int) -> tuple[Tensor, ...]:
+    """distmat and the four label vectors as tensors on distmat's device, shapes checked."""
+    _check_max_rank(max_rank)
+    distmat = _check_distmat(distmat)
+    num_query, num_gallery = distmat.shape
+    labels = {"q_pids": (q_pids, num_query), "g_pids": (g_pids, num_gallery),
+              "q_camids": (q_camids, num_query), "g_camids": (g_camids, num_gallery)}
+    return distmat, *(_as_labels(values, name, length, distmat.device) for name, (values, length) in labels.items())
+
+
+def evaluate(
+    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, chunk_size: int | None = None
+) -> tuple[np.ndarray, float]:
+    """CMC curve and mAP under the Market-1501 rule (also DukeMTMC-reID and CUHK03-new).
+
+    For each query, gallery items with its pid *and* its camera are dropped; a query with no
+    match left is skipped (an error if none is left). AP is the mean of the precision at each
+    hit; the CMC is the fraction of queries with a hit within rank r. Numpy arrays or torch
+    tensors; the work runs on distmat's device, vectorised over chunks of `chunk_size` queries.
+    Same numbers as the classic per-query loop (torchreid's eval_market1501) to 1e-6, with
+    equal distances ranked in gallery order (module docstring).
+
+    The CMC has min(max_rank, num_gallery) entries, the classic cut for small galleries; at a
+    rank past a query's kept items its match has been found, so the curve stays at 1 there
+    (where the classic python loop would fail on ragged rows).
+    """
+    distmat, q_pids, g_pids, q_camids, g_camids = _checked_inputs(
+        distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
+
+    def same_id_same_camera(q_index: Tensor, g_index: Tensor) -> Tensor:
+        return (q_pids[q_index] == g_pids[g_index]) & (q_camids[q_index] == g_camids[g_index])
+
+    with torch.no_grad():
+        first_rank, average_precision, valid = _query_statistics(
+            distmat, q_pids, g_pids, _DropRule(same_id_same_camera, only_same_id=True), chunk_size)
+    _require_valid(valid, "same-id same-camera gallery items are dropped")
+    cmc = _cmc_from_first_ranks(first_rank, valid, min(max_rank, distmat.shape[1]))
+    return cmc, float(average_precision[valid].mean())
+
+
+def _official_first_ranks(distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: _DropRule | None) -> Tensor:
+    """Rank of the true id in the rank list with repeated ids removed (official SYSU-MM01 CMC).
+
+    An id's place in that list is its first occurrence among the kept items, so the true id's
+    rank is the number of ids that first occur before it.
+    """
+    num_query, num_gallery = distmat.shape
+    ids, g_index = torch.unique(g_pids, return_inverse=True)
+    q_index = torch.searchsorted(ids, q_pids).clamp(max=ids.numel() - 1)
+    rows = torch.arange(num_query, device=distmat.device)[:, None]
+    columns = torch.arange(num_gallery, device=distmat.device)[None, :]
+    kept = torch.ones_like(distmat, dtype=torch.bool) if rule is None else ~rule.drop(rows, columns)
+    order = torch.sort(distmat, dim=1, stable=True).indices
+    position = torch.arange(num_gallery, device=distmat.device).expand(num_query, -1)
+    position = position.masked_fill(~kept.gather(1, order), num_gallery)
+    first = torch.full((num_query, ids.numel()), num_gallery, dtype=torch.int64, device=distmat.device)
+    first.scatter_reduce_(1, g_index[order], position, reduce="amin")
+    true_first = first.gather(1, q_index[:, None])
+    return (first < true_first).sum(1)
+
+
+@dataclass(frozen=True)
+class TrialResults:
+    """Per-trial CMC [trials, ranks] and mAP [trials], with the mean and the spread over trials.
+
+    `std` is the sample standard deviation (ddof=1; 0 for a single trial).
+    `cmc_convention` names the CMC used: "standard" or "official" (repeated ids removed).
+    """
+
+    cmc: np.ndarray
+    mAP: np.ndarray
+    cmc_convention: str
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def cmc_mean(self) -> np.ndarray:
+        return self.cmc.mean(0)
+
+    @property
+    def cmc_std(self) -> np.ndarray:
+        return self.cmc.std(0, ddof=1) if len(self.cmc) > 1 else np.zeros(self.cmc.shape[1])
+
+    @property
+    def mAP_mean(self) -> float:
+        return float(self.mAP.mean())
+
+    @property
+    def mAP_std(self) -> float:
+        return float(self.mAP.std(ddof=1)) if len(self.mAP) > 1 else 0.0
+
+    def summary(self, ranks: Sequence[int] = (1, 5, 10, 20)) -> dict[str, float | str | int]:
+        """Flat dict of mean/std of rank-r CMC (for r within the curve) and mAP."""
+        out: dict[str, float | str | int] = {"cmc_convention": self.cmc_convention, "trials": len(self.mAP)}
+        for r in ranks:
+            if r <= self.cmc.shape[1]:
+                out[f"rank{r}"], out[f"rank{r}_std"] = float(self.cmc_mean[r - 1]), float(self.cmc_std[r - 1])
+        out["mAP"], out["mAP_std"] = self.mAP_mean, self.mAP_std
+        return out
+
+
+def aggregate_trials(
+    results: Sequence[tuple[np.ndarray, float]], cmc_convention: str = "standard", seeds: Sequence[int] = ()
+) -> TrialResults:
+    """Stack per-trial (cmc, mAP) pairs, e.g. RegDB's 10 trials, into a TrialResults."""
+    if not results:
+        raise ValueError("results is empty: pass one (cmc, mAP) pair per trial")
+    if cmc_convention not in CMC_CONVENTIONS:
+        raise ValueError(f"cmc_convention must be one of {CMC_CONVENTIONS}, got {cmc_convention!r}")
+    lengths = {len(cmc) for cmc, _ in results}
+    if len(lengths) != 1:
+        raise ValueError(f"every trial's CMC must have the same length, got lengths {sorted(lengths)}")
+    cmc = np.stack([np.asarray(c, dtype=np.float64) for c, _ in results])
+    return TrialResults(cmc, np.array([m for _, m in results], dtype=np.float64), cmc_convention, tuple(seeds))
+
+
+def _cross_modality_metrics(
+    distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: _DropRule | None, max_rank: int, cmc: str,
+    rule_text: str,
+) -> tuple[np.ndarray, float]:
+    if cmc not in CMC_CONVENTIONS:
+        raise ValueError(f"cmc must be one of {CMC_CONVENTIONS}, got {cmc!r}")
+    first_rank, average_precision, valid = _query_statistics(distmat, q_pids, g_pids, rule, None)
+    _require_valid(valid, rule_text)
+    if cmc == "official":
+        first_rank = _official_first_ranks(distmat, q_pids, g_pids, rule)
+    curve = _cmc_from_first_ranks(first_rank, valid, min(max_rank, distmat.shape[1]))
+    return curve, float(average_precision[valid].mean())
+
+
+def evaluate_sysu_mm01_trial(
+    distmat, q_pids, q_camids, g_pids, g_camids, max_rank: int = 20, cmc: str = "standard"
+) -> tuple[np.ndarray, float]:
+    """CMC and mAP of one SYSU-MM01 trial, given the query x sampled-gallery distances.
+
+    Camera-3 queries (camid 2) drop every camera-2 gallery item (camid 1), whatever its id;
+    nothing else is dropped. cmc="standard": first-hit CMC; cmc="official": the CMC of the
+    rank list with repeated ids removed (the official SYSU-MM01 code and AGW's eval_sysu).
+    mAP is computed on the full rank list in both. Queries with no match are skipped.
+    """
+    distmat, q_pids, g_pids, q_camids, g_camids = _checked_inputs(
+        distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
+    query_camera, gallery_camera = SYSU_SHARED_LOCATION
+
+    def shared_location(q_index: Tensor, g_index: Tensor) -> Tensor:
+        return (q_camids[q_index] == query_camera) & (g_camids[g_index] == gallery_camera)
+
+    rule = _DropRule(shared_location, only_same_id=False)
+    with torch.no_grad():
+        return _cross_modality_metrics(distmat, q_pids, g_pids, rule, max_rank, cmc,
+                                       "camera-3 queries drop camera-2 gallery items")
+
+
+def sysu_mm01_gallery_indices(
+    gallery_pids, gallery_camids, mode: str = "all", shots: int = 1, trial: int = 0, seed_base: int = 0
+) -> np.ndarray:
+    """Indices of the gallery items of one SYSU-MM01 trial (sorted ascending).
+
+    Gallery cameras are 1, 2, 4, 5 ("all") or 1, 2 ("indoor"), i.e. camids (0, 1, 3, 4) or
+    (0, 1). For each (pid, camera) in ascending order, `shots` items (1 = single-shot, 10 =
+    multi-shot; all when fewer) are drawn without replacement from that group's items in input
+    order, with ``np.random.default_rng(seed_base + trial)``. (The official MATLAB code reads a
+    fixed permutation file instead; this seeded draw makes each trial reproducible from the seed.)
+    """
+    if mode not in SYSU_MODES:
+        raise ValueError(f"mode must be one of {SYSU_MODES}, got {mode!r}")
+    if shots < 1:
+        raise ValueError(f"shots must be >= 1 (1 = single-shot, 10 = multi-shot), got {shots}")
+    pids = np.asarray(gallery_pids).astype(np.int64).ravel()
+    camids = np.asarray(gallery_camids).astype(np.int64).ravel()
+    if pids.shape != camids.shape:
+        raise ValueError(f"gallery_pids and gallery_camids differ in length: {pids.size} vs {camids.size}")
+    candidates = np.flatnonzero(np.isin(camids, SYSU_GALLERY_CAMIDS[mode]))
+    if candidates.size == 0:
+        raise ValueError(f"no gallery item is in the {mode!r} search cameras (camids {SYSU_GALLERY_CAMIDS[mode]})")
+    rng = np.random.default_rng(seed_base + trial)
+    # Stable lexsort groups the candidates by (pid, camid), each group in input order.
+    grouped = candidates[np.lexsort((camids[candidates], pids[candidates]))]
+    group_keys = np.stack([pids[grouped], camids[grouped]], 1)
+    starts = np.flatnonzero(np.r_[True, (group_keys[1:] != group_keys[:-1]).any(1)])
+    picked = [rng.choice(group, size=min(shots, group.size), replace=False)
+              for group in np.split(grouped, starts[1:])]
+    return np.sort(np.concatenate(picked))
+
+
+def evaluate_sysu_mm01(
+    query_features, query_pids, query_camids, gallery_features, gallery_pids, gallery_camids,
+    mode: str = "all", shots: int = 1, trials: int = 10, seed_base: int = 0, cmc: str = "standard",
+    metric: str = "euclidean", max_rank: int = 20,
+) -> TrialResults:
+    """SYSU-MM01 cross-modality protocol (expAT §4): IR queries against a sampled RGB gallery.
+
+    Queries: every IR image (cameras 3 and 6 = camids 2 and 5, as the reader yields them) of the
+    test ids; any other query camid is an error. Gallery: the RGB images of the search mode's
+    cameras, sampled per trial by :func:`sysu_mm01_gallery_indices` with seed seed_base + trial
+    for trial = 0..trials-1. Each trial is scored by :func:`evaluate_sysu_mm01_trial`.
+    """
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1 (the protocol uses 10), got {trials}")
+    query_features = _as_features(query_features, "query_features")
+    device = query_features.device
+    gallery_features = _as_features(gallery_features, "gallery_features", device)
+    q_camids = np.asarray(_as_tensor(query_camids, "query_camids").cpu())
+    g_camids = np.asarray(_as_tensor(gallery_camids, "gallery_camids").cpu())
+    if not np.isin(q_camids, SYSU_QUERY_CAMIDS).all():
+        raise ValueError(f"SYSU-MM01 queries are the IR cameras 3 and 6 (camids {SYSU_QUERY_CAMIDS}), got camids "
+                         f"{sorted(set(q_camids.tolist()) - set(SYSU_QUERY_CAMIDS))}; pass the reader's query split")
+    if np.isin(g_camids, SYSU_QUERY_CAMIDS).any():
+        raise ValueError("the SYSU-MM01 gallery is RGB: gallery_camids contains IR camids 2 or 5; "
+                         "pass the reader's gallery split")
+    g_pids = np.asarray(_as_tensor(gallery_pids, "gallery_pids").cpu())
+    if not len(g_pids) == len(g_camids) == gallery_features.shape[0]:
+        raise ValueError(f"gallery_pids ({len(g_pids)}), gallery_camids ({len(g_camids)}) and gallery_features "
+                         f"({gallery_features.shape[0]} rows) must describe the same gallery items")
+    distmat = pairwise_distance(query_features, gallery_features, metric)
+    per_trial, seeds = [], []
+    for trial in range(trials):
+        columns = sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial, seed_base)
+        index = torch.as_tensor(columns, device=device)
+        per_trial.append(evaluate_sysu_mm01_trial(
+            distmat[:, index], query_pids, q_camids, g_pids[columns], g_camids[columns], max_rank, cmc))
+        seeds.append(seed_base + trial)
+    return aggregate_trials(per_trial, cmc, seeds)
+
+
+def evaluate_regdb(
+    visible_features, visible_pids, thermal_features, thermal_pids,
+    direction: str = "visible_to_thermal", metric: str = "euclidean", max_rank: int = 20,
+) -> tuple[np.ndarray, float]:
+    """CMC and mAP of one RegDB trial (expAT §4) in one direction.
+
+    "visible_to_thermal": visible queries, thermal gallery; "thermal_to_visible" the reverse.
+    Cross-modality, so no gallery item is dropped. Combine the 10 trials with
+    :func:`aggregate_trials`.
+    """
+    if direction not in REGDB_DIRECTIONS:
+        raise ValueError(f"direction must be one of {REGDB_DIRECTIONS}, got {direction!r}")
+    _check_max_rank(max_rank)
+    visible = (visible_features, visible_pids)
+    thermal = (thermal_features, thermal_pids)
+    (q_features, q_pids), (g_features, g_pids) = (
+        (visible, thermal) if direction == "visible_to_thermal" else (thermal, visible))
+    distmat = pairwise_distance(q_features, g_features, metric)
+    device = distmat.device
+    q_pids = _as_labels(q_pids, "query pids", distmat.shape[0], device)
+    g_pids = _as_labels(g_pids, "gallery pids", distmat.shape[1], device)
+    with torch.no_grad():
+        return _cross_modality_metrics(distmat, q_pids, g_pids, None, max_rank, "standard",
+                                       f"matching {direction.replace('_', ' ')}")
+
+
+def nearest_class_accuracy(
+    train_features, train_labels, test_features, test_labels, metric: str = "angle"
+) -> float:
+    """Test accuracy of classifying each feature by its nearest class centre (ReadNet Fig. 1).
+
+    "angle": the class with the largest cosine to the normalised mean of the class's normalised
+    train features (the angular sectors ATL produces); "euclidean": the nearest class mean.
+    """
+    if metric not in NEAREST_CLASS_METRICS:
+        raise ValueError(f"metric must be one of {NEAREST_CLASS_METRICS}, got {metric!r}")
+    train = _as_features(train_features, "train_features").double()
+    test = _as_features(test_features, "test_features", train.device).double()
+    if train.shape[1] != test.shape[1]:
+        raise ValueError(f"train and test features differ in size: {train.shape[1]} vs {test.shape[1]}")
+    y_train = _as_labels(train_labels, "train_labels", train.shape[0], train.device)
+    y_test = _as_labels(test_labels, "test_labels", test.shape[0], train.device)
+    classes, inverse = torch.unique(y_train, return_inverse=True)
+    if metric == "angle":
+        train = torch.nn.functional.normalize(train, dim=1)
+    sums = torch.zeros(classes.numel(), train.shape[1], dtype=train.dtype, device=train.device)
+    centres = sums.index_add_(0, inverse, train) / torch.bincount(inverse)[:, None]
+    if metric == "angle":
+        scores = torch.nn.functional.normalize(test, dim=1) @ torch.nn.functional.normalize(centres, dim=1).T
+        predicted = classes[scores.argmax(1)]
+    else:
+        predicted = classes[torch.cdist(test, centres).argmin(1)]
+    return float((predicted == y_test).double().mean())
+
+
+def camera_probe_accuracy(features, camids, test_fraction: float = 0.3, seed: int = 0) -> tuple[float, float]:
+    """How much camera information features carry (ReadNet §3.3, the effect ACN claims).
+
+    A logistic-regression probe on standardised features predicts the camera; returns its
+    accuracy on a stratified held-out split (`test_fraction`, `seed`) and the chance level,
+    the share of the held-out split's most frequent camera.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    x = _as_features(features, "features").cpu().double().numpy()
+    y = _as_labels(camids, "camids", x.shape[0], torch.device("cpu")).numpy()
+    cameras, counts = np.unique(y, return_counts=True)
+    if cameras.size < 2:
+        raise ValueError("camids holds a single camera: the probe needs at least two")
+    if counts.min() < 2:
+        raise ValueError(f"camera {cameras[counts.argmin()]} has a single sample; the stratified split needs "
+                         "at least two per camera")
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(x_train, y_train)
+    chance = np.unique(y_test, return_counts=True)[1].max() / y_test.size
+    return float(probe.score(x_test, y_test)), float(chance)

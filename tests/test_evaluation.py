@@ -1,0 +1,374 @@
+"""readnet.evaluation against straightforward per-query loops, hand-computed cases and protocol rules."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from readnet import evaluation as E
+
+
+def loop_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
+    """The classic per-query loop, with a stable sort (ties in gallery order)."""
+    distmat = np.asarray(distmat)
+    length = min(max_rank, distmat.shape[1])
+    all_cmc, all_ap = [], []
+    for q in range(distmat.shape[0]):
+        order = np.argsort(distmat[q], kind="stable")
+        keep = ~((g_pids[order] == q_pids[q]) & (g_camids[order] == q_camids[q]))
+        hits = (g_pids[order][keep] == q_pids[q]).astype(float)
+        if hits.sum() > 0:
+            cmc = np.minimum(hits.cumsum(), 1)
+            all_cmc.append(np.concatenate([cmc, np.ones(length)])[:length])
+            all_ap.append(average_precision(hits))
+    return mean_over_valid_queries(all_cmc, all_ap)
+
+
+def average_precision(hits):
+    precision = hits.cumsum() / np.arange(1, hits.size + 1)
+    return (precision * hits).sum() / hits.sum()
+
+
+def mean_over_valid_queries(all_cmc, all_ap):
+    if not all_ap:
+        raise ValueError("no valid query")
+    return np.mean(all_cmc, 0), float(np.mean(all_ap))
+
+
+def loop_cross_modality(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=20, official=False):
+    """AGW's eval_sysu as a plain loop: camera-3 queries (camid 2) drop camera-2 (camid 1) items."""
+    distmat = np.asarray(distmat)
+    length = min(max_rank, distmat.shape[1])
+    all_cmc, all_ap = [], []
+    for q in range(distmat.shape[0]):
+        order = np.argsort(distmat[q], kind="stable")
+        keep = ~((q_camids[q] == 2) & (g_camids[order] == 1))
+        ranked = g_pids[order][keep]
+        hits = (ranked == q_pids[q]).astype(float)
+        if hits.sum() == 0:
+            continue
+        if official:
+            _, first = np.unique(ranked, return_index=True)
+            cmc = np.cumsum(ranked[np.sort(first)] == q_pids[q])
+        else:
+            cmc = np.minimum(hits.cumsum(), 1)
+        all_cmc.append(np.concatenate([cmc, np.ones(length)])[:length])
+        all_ap.append(average_precision(hits))
+    return mean_over_valid_queries(all_cmc, all_ap)
+
+
+def random_case(rng, num_query, num_gallery, num_ids=6, num_cameras=3, ties=False):
+    q_pids = rng.integers(1, num_ids + 1, num_query)
+    g_pids = rng.integers(0, num_ids + 1, num_gallery)  # pid 0: distractors
+    q_camids = rng.integers(0, num_cameras, num_query)
+    g_camids = rng.integers(0, num_cameras, num_gallery)
+    if ties:
+        distmat = rng.integers(-2, 3, (num_query, num_gallery)).astype(np.float32)
+    else:
+        distmat = rng.random((num_query, num_gallery)).astype(np.float32)
+    return distmat, q_pids, g_pids, q_camids, g_camids
+
+
+def assert_same(got, expected):
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-6, rtol=0)
+    assert got[1] == pytest.approx(expected[1], abs=1e-6)
+
+
+def test_hand_computed_junk_distractor_and_ap():
+    # Query pid 1, camera 0. Gallery by distance: same id+camera (dropped), id 2, id 1 (hit),
+    # distractor, id 1 (hit): kept ranks of hits are 2 and 4, so AP = (1/2 + 2/4) / 2.
+    distmat = np.array([[0.1, 0.2, 0.3, 0.4, 0.5]], dtype=np.float32)
+    g_pids, g_camids = np.array([1, 2, 1, 0, 1]), np.array([0, 1, 1, 1, 2])
+    cmc, mAP = E.evaluate(distmat, np.array([1]), g_pids, np.array([0]), g_camids, max_rank=4)
+    np.testing.assert_array_equal(cmc, [0.0, 1.0, 1.0, 1.0])
+    assert mAP == pytest.approx(0.5)
+
+
+def test_ties_follow_gallery_order():
+    # All distances equal: the ranking is the gallery order, so matches sit at ranks 2 and 4.
+    distmat = np.ones((1, 4), dtype=np.float32)
+    cmc, mAP = E.evaluate(distmat, [7], [3, 7, 3, 7], [0], [1, 1, 1, 1], max_rank=4)
+    np.testing.assert_array_equal(cmc, [0.0, 1.0, 1.0, 1.0])
+    assert mAP == pytest.approx((1 / 2 + 2 / 4) / 2)
+    # A match listed first wins the tie.
+    cmc, mAP = E.evaluate(np.zeros((1, 2)), [7], [7, 3], [0], [1, 1])
+    assert cmc[0] == 1.0 and mAP == 1.0
+
+
+def test_signed_zero_ties_and_negative_distances():
+    # -0.0 == 0.0, so gallery order decides; negative distances rank first.
+    distmat = torch.tensor([[0.0, -0.0, -1.0, 2.0]])
+    cmc, mAP = E.evaluate(distmat, [5], [1, 5, 2, 5], [0], [1, 1, 1, 1], max_rank=4)
+    assert mAP == pytest.approx((1 / 3 + 2 / 4) / 2)
+    assert_same((cmc, mAP), loop_market(distmat.numpy(), np.array([5]), np.array([1, 5, 2, 5]),
+                                        np.array([0]), np.array([1, 1, 1, 1]), 4))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_random_cases_match_the_loop(ties, dtype):
+    rng = np.random.default_rng(1 + ties)
+    for case in range(25):
+        distmat, *labels = random_case(rng, int(rng.integers(1, 30)), int(rng.integers(2, 60)), ties=ties)
+        distmat = distmat.astype(dtype)
+        max_rank = int(rng.integers(1, 70))
+        try:
+            expected = loop_market(distmat, *labels, max_rank=max_rank)
+        except ValueError:  # no valid query
+            with pytest.raises(ValueError, match="no query has a match"):
+                E.evaluate(distmat, *labels, max_rank=max_rank)
+            continue
+        chunk = [None, 1, 4][case % 3]
+        assert_same(E.evaluate(distmat, *labels, max_rank=max_rank, chunk_size=chunk), expected)
+        assert_same(E.evaluate(torch.from_numpy(distmat), *map(torch.as_tensor, labels), max_rank=max_rank),
+                    expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_trained_model_like_distances_match_the_loop(dtype):
+    # Matches mostly near the top: only a few negatives lie within a query's farthest match, the
+    # case evaluate handles without looking at the rest of the gallery.
+    rng = np.random.default_rng(2)
+    distmat, *labels = random_case(rng, 40, 400, num_ids=20)
+    q_pids, g_pids = labels[0], labels[1]
+    distmat = (distmat + 3.0 * (q_pids[:, None] != g_pids[None, :])).astype(dtype)
+    distmat[:, ::7] = np.round(distmat[:, ::7], 1)  # some ties
+    assert_same(E.evaluate(distmat, *labels, chunk_size=16), loop_market(distmat, *labels))
+
+
+def test_half_precision_and_integer_inputs():
+    rng = np.random.default_rng(3)
+    distmat, *labels = random_case(rng, 12, 40, ties=True)
+    expected = loop_market(distmat, *labels)
+    assert_same(E.evaluate(torch.from_numpy(distmat).half(), *labels), expected)
+    assert_same(E.evaluate(distmat.astype(np.int64), *labels), expected)
+
+
+def test_query_with_only_same_camera_matches_is_skipped():
+    # Query 0's only match shares its camera (junk): skipped. Query 1 hits at rank 1.
+    distmat = np.array([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], dtype=np.float32)
+    q_pids, q_camids = np.array([1, 2]), np.array([0, 0])
+    g_pids, g_camids = np.array([1, 0, 2]), np.array([0, 1, 1])
+    cmc, mAP = E.evaluate(distmat, q_pids, g_pids, q_camids, g_camids)
+    np.testing.assert_array_equal(cmc, [1.0, 1.0, 1.0])
+    assert mAP == 1.0
+    assert_same((cmc, mAP), loop_market(distmat, q_pids, g_pids, q_camids, g_camids))
+
+
+def test_no_valid_query_is_an_error():
+    with pytest.raises(ValueError, match="no query has a match"):
+        E.evaluate(np.ones((2, 2)), [1, 2], [1, 2], [0, 1], [0, 1])
+    with pytest.raises(ValueError, match="no query has a match"):
+        E.evaluate(np.ones((1, 2)), [5], [1, 2], [0], [1, 1])
+
+
+def test_max_rank_beyond_the_gallery():
+    # 3 gallery items, one dropped as junk: the curve has 3 entries and stays at 1 after the hit.
+    distmat = np.array([[0.3, 0.1, 0.2]], dtype=np.float32)
+    cmc, mAP = E.evaluate(distmat, [1], [1, 2, 1], [0], [1, 1, 0], max_rank=50)
+    np.testing.assert_array_equal(cmc, [0.0, 1.0, 1.0])
+    assert mAP == pytest.approx(0.5)
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="NaN"):
+        E.evaluate(np.array([[np.nan, 1.0]]), [1], [1, 2], [0], [1, 1])
+    with pytest.raises(ValueError, match="g_pids must be 1-D with 2 entries"):
+        E.evaluate(np.ones((1, 2)), [1], [1, 2, 3], [0], [1, 1])
+    with pytest.raises(ValueError, match="distmat must be a non-empty"):
+        E.evaluate(np.ones(3), [1], [1, 2, 3], [0], [1, 1, 1])
+    with pytest.raises(ValueError, match="max_rank"):
+        E.evaluate(np.ones((1, 2)), [1], [1, 2], [0], [1, 1], max_rank=0)
+    with pytest.raises(ValueError, match="integer ids"):
+        E.evaluate(np.ones((1, 2)), [1.5], [1, 2], [0], [1, 1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_gives_the_cpu_numbers():
+    distmat, *labels = random_case(np.random.default_rng(4), 50, 300, ties=True)
+    on_cuda = [torch.as_tensor(x, device="cuda") for x in (distmat, *labels)]
+    assert_same(E.evaluate(*on_cuda), E.evaluate(distmat, *labels))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "angular"])
+def test_pairwise_distance_metrics_and_chunks(metric):
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(7, 5, generator=generator, dtype=torch.float64), torch.randn(9, 5, generator=generator,
+                                                                                    dtype=torch.float64)
+    cosine = torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(y, dim=1).T
+    expected = {"euclidean": torch.cdist(x, y), "cosine": 1 - cosine, "angular": torch.arccos(cosine)}[metric]
+    whole = E.pairwise_distance(x, y, metric)
+    torch.testing.assert_close(whole, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(E.pairwise_distance(x.numpy(), y.numpy(), metric, chunk_size=2), whole)
+    assert E.pairwise_distance(x, y, metric, dtype=torch.float32).dtype == torch.float32
+    with pytest.raises(ValueError, match="same feature size"):
+        E.pairwise_distance(x, y[:, :3], metric)
+    with pytest.raises(ValueError, match="metric"):
+        E.pairwise_distance(x, y, "manhattan")
+
+
+def sysu_gallery(rng, num_ids=5):
+    """RGB gallery items for SYSU: camids 0, 1, 3, 4 with 1..14 images per (id, camera)."""
+    pids, camids = [], []
+    for pid in range(1, num_ids + 1):
+        for camid in (0, 1, 3, 4):
+            count = int(rng.integers(1, 15))
+            pids += [pid] * count
+            camids += [camid] * count
+    return np.array(pids), np.array(camids)
+
+
+@pytest.mark.parametrize("mode,shots", [("all", 1), ("all", 10), ("indoor", 1), ("indoor", 10)])
+def test_sysu_sampling_is_reproducible_and_follows_the_camera_rules(mode, shots):
+    g_pids, g_camids = sysu_gallery(np.random.default_rng(0))
+    picked = E.sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial=3, seed_base=7)
+    np.testing.assert_array_equal(picked, E.sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, 3, 7))
+    assert set(g_camids[picked]) <= set(E.SYSU_GALLERY_CAMIDS[mode])
+    for pid in np.unique(g_pids):
+        for camid in E.SYSU_GALLERY_CAMIDS[mode]:
+            available = np.sum((g_pids == pid) & (g_camids == camid))
+            chosen = np.sum((g_pids[picked] == pid) & (g_camids[picked] == camid))
+            assert chosen == min(shots, available)
+    assert len(np.unique(picked)) == len(picked)
+    trials = {tuple(E.sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial=t)) for t in range(5)}
+    assert len(trials) > 1  # different seeds draw different galleries
+
+
+def test_sysu_trial_drops_camera_2_for_camera_3_queries():
+    # A camera-3 query (camid 2): the camera-2 item (camid 1) at distance 0 is dropped although it
+    # has the query's id; the camera-6 query (camid 5) keeps it.
+    distmat = np.array([[0.0, 0.5, 0.2], [0.0, 0.5, 0.2]], dtype=np.float32)
+    g_pids, g_camids = np.array([1, 1, 2]), np.array([1, 0, 0])
+    cmc, mAP = E.evaluate_sysu_mm01_trial(distmat[:1], [1], [2], g_pids, g_camids)
+    assert cmc[0] == 0.0 and mAP == pytest.approx(0.5)
+    cmc, mAP = E.evaluate_sysu_mm01_trial(distmat[1:], [1], [5], g_pids, g_camids)
+    assert cmc[0] == 1.0 and mAP == pytest.approx((1 + 2 / 3) / 2)
+
+
+@pytest.mark.parametrize("official", [False, True])
+def test_sysu_trial_matches_the_loop(official):
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        num_query, num_gallery = int(rng.integers(1, 25)), int(rng.integers(2, 50))
+        q_pids, g_pids = rng.integers(1, 6, num_query), rng.integers(1, 6, num_gallery)
+        q_camids, g_camids = rng.choice([2, 5], num_query), rng.choice([0, 1, 3, 4], num_gallery)
+        distmat = rng.integers(0, 4, (num_query, num_gallery)).astype(np.float32)
+        try:
+            expected = loop_cross_modality(distmat, q_pids, g_pids, q_camids, g_camids, official=official)
+        except ValueError:
+            continue
+        got = E.evaluate_sysu_mm01_trial(distmat, q_pids, q_camids, g_pids, g_camids,
+                                         cmc="official" if official else "standard")
+        assert_same(got, expected)
+
+
+def test_official_cmc_removes_repeated_ids():
+    # Ranked ids 2, 2, 1: standard rank of the hit is 3, official (ids deduplicated) is 2.
+    distmat = np.array([[0.1, 0.2, 0.3]], dtype=np.float32)
+    args = (distmat, [1], [5], [2, 2, 1], [0, 0, 0])
+    standard, _ = E.evaluate_sysu_mm01_trial(*args, max_rank=3, cmc="standard")
+    official, _ = E.evaluate_sysu_mm01_trial(*args, max_rank=3, cmc="official")
+    np.testing.assert_array_equal(standard, [0, 0, 1])
+    np.testing.assert_array_equal(official, [0, 1, 1])
+
+
+def sysu_features(rng, num_ids=4, dim=8):
+    g_pids, g_camids = sysu_gallery(rng, num_ids)
+    q_pids = np.repeat(np.arange(1, num_ids + 1), 4)
+    q_camids = np.tile([2, 2, 5, 5], num_ids)
+    centres = rng.normal(size=(num_ids + 1, dim))
+    q_features = centres[q_pids] + rng.normal(size=(len(q_pids), dim))
+    g_features = centres[g_pids] + rng.normal(size=(len(g_pids), dim))
+    return q_features, q_pids, q_camids, g_features, g_pids, g_camids
+
+
+def test_evaluate_sysu_mm01_trials_and_conventions():
+    data = sysu_features(np.random.default_rng(6))
+    result = E.evaluate_sysu_mm01(*data, mode="indoor", shots=10, trials=3, seed_base=4, cmc="official")
+    assert result.cmc_convention == "official" and result.seeds == (4, 5, 6)
+    assert result.cmc.shape[0] == 3 and result.mAP.shape == (3,)
+    again = E.evaluate_sysu_mm01(*data, mode="indoor", shots=10, trials=3, seed_base=4, cmc="official")
+    np.testing.assert_array_equal(result.cmc, again.cmc)
+    assert result.mAP_mean == pytest.approx(result.mAP.mean())
+    assert result.mAP_std == pytest.approx(np.std(result.mAP, ddof=1))
+    summary = E.evaluate_sysu_mm01(*data, trials=2).summary()
+    assert summary["cmc_convention"] == "standard" and summary["trials"] == 2 and 0 <= summary["rank1"] <= 1
+    # Trial t is evaluate_sysu_mm01_trial on the gallery sampled with seed seed_base + t.
+    q_features, q_pids, q_camids, g_features, g_pids, g_camids = data
+    columns = E.sysu_mm01_gallery_indices(g_pids, g_camids, "indoor", 10, trial=1, seed_base=4)
+    distmat = E.pairwise_distance(q_features, g_features[columns])
+    assert_same((result.cmc[1], result.mAP[1]), E.evaluate_sysu_mm01_trial(
+        distmat, q_pids, q_camids, g_pids[columns], g_camids[columns], cmc="official"))
+
+
+def test_evaluate_sysu_mm01_rejects_wrong_splits():
+    q_features, q_pids, q_camids, g_features, g_pids, g_camids = sysu_features(np.random.default_rng(7))
+    with pytest.raises(ValueError, match="IR cameras"):
+        E.evaluate_sysu_mm01(q_features, q_pids, np.zeros_like(q_camids), g_features, g_pids, g_camids)
+    with pytest.raises(ValueError, match="gallery is RGB"):
+        E.evaluate_sysu_mm01(q_features, q_pids, q_camids, g_features, g_pids, np.full_like(g_camids, 5))
+    with pytest.raises(ValueError, match="same gallery items"):
+        E.evaluate_sysu_mm01(q_features, q_pids, q_camids, g_features[1:], g_pids, g_camids)
+    with pytest.raises(ValueError, match="cmc must be one of"):
+        E.evaluate_sysu_mm01(q_features, q_pids, q_camids, g_features, g_pids, g_camids, cmc="matlab")
+
+
+@pytest.mark.parametrize("direction", E.REGDB_DIRECTIONS)
+def test_regdb_directions_match_the_loop(direction):
+    rng = np.random.default_rng(8)
+    visible, thermal = rng.normal(size=(12, 4)), rng.normal(size=(15, 4))
+    visible_pids, thermal_pids = rng.integers(0, 4, 12), rng.integers(0, 4, 15)
+    got = E.evaluate_regdb(visible, visible_pids, thermal, thermal_pids, direction)
+    if direction == "visible_to_thermal":
+        distmat, q_pids, g_pids = torch.cdist(torch.tensor(visible), torch.tensor(thermal)), visible_pids, thermal_pids
+    else:
+        distmat, q_pids, g_pids = torch.cdist(torch.tensor(thermal), torch.tensor(visible)), thermal_pids, visible_pids
+    # No camera filtering: every gallery item counts, the loop never drops (camids differ).
+    expected = loop_market(distmat.numpy(), q_pids, g_pids, np.zeros(len(q_pids)), np.ones(len(g_pids)), 20)
+    assert_same(got, expected)
+
+
+def test_regdb_aggregate_over_trials():
+    rng = np.random.default_rng(9)
+    per_trial = []
+    for _ in range(10):
+        visible, thermal = rng.normal(size=(8, 3)), rng.normal(size=(8, 3))
+        pids = np.arange(8) % 4
+        per_trial.append(E.evaluate_regdb(visible, pids, thermal, pids, "thermal_to_visible", max_rank=5))
+    result = E.aggregate_trials(per_trial)
+    assert result.cmc.shape == (10, 5) and result.cmc_convention == "standard"
+    assert result.mAP_mean == pytest.approx(np.mean([m for _, m in per_trial]))
+    np.testing.assert_allclose(result.cmc_std, np.std([c for c, _ in per_trial], axis=0, ddof=1))
+    with pytest.raises(ValueError, match="direction"):
+        E.evaluate_regdb(visible, pids, thermal, pids, "rgb_to_ir")
+
+
+def test_nearest_class_accuracy_angle_versus_euclidean():
+    rng = np.random.default_rng(10)
+    # Two classes on one ray at radii 1 and 10: only the Euclidean rule tells them apart.
+    radii = np.r_[np.ones(50), np.full(50, 10.0)]
+    direction = np.array([1.0, 0.3]) / np.linalg.norm([1.0, 0.3])
+    features, labels = radii[:, None] * direction, np.r_[np.zeros(50), np.ones(50)].astype(int)
+    assert E.nearest_class_accuracy(features, labels, features, labels, "euclidean") == 1.0
+    assert E.nearest_class_accuracy(features, labels, features, labels, "angle") == 0.5
+    # Two classes in separate directions with wildly varying norms: only the angle rule is perfect.
+    angles = np.r_[rng.uniform(-0.2, 0.2, 100), rng.uniform(math.pi / 2 - 0.2, math.pi / 2 + 0.2, 100)]
+    norms = rng.uniform(0.1, 20, 200)
+    features = norms[:, None] * np.c_[np.cos(angles), np.sin(angles)]
+    labels = np.r_[np.zeros(100), np.ones(100)].astype(int)
+    assert E.nearest_class_accuracy(features, labels, features, labels, "angle") == 1.0
+    assert E.nearest_class_accuracy(features, labels, features, labels, "euclidean") < 1.0
+    with pytest.raises(ValueError, match="metric"):
+        E.nearest_class_accuracy(features, labels, features, labels, "cosine")
+
+
+def test_camera_probe_accuracy():
+    rng = np.random.default_rng(11)
+    camids = np.repeat(np.arange(3), 60)
+    informative = np.eye(3)[camids] * 3 + rng.normal(size=(180, 3))
+    accuracy, chance = E.camera_probe_accuracy(np.c_[informative, rng.normal(size=(180, 5))], camids)
+    assert chance == pytest.approx(1 / 3) and accuracy > 0.9
+    accuracy, chance = E.camera_probe_accuracy(rng.normal(size=(180, 8)), camids, seed=1)
+    assert accuracy < 0.6
+    with pytest.raises(ValueError, match="single camera"):
+        E.camera_probe_accuracy(rng.normal(size=(10, 2)), np.zeros(10, int))

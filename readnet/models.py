@@ -331,16 +331,23 @@ class CrossModalReIDNet(nn.Module):
 
 
 class MnistNet(nn.Module):
-    """ResNet-18 for 1x28x28 digits (ReadNet Fig. 1): 3x3 stride-1 conv1, no max-pool, and an
-    FC to a low-dimensional embedding (2-D for the figure) with no ReLU after it."""
+    """ResNet-18 for 1x28x28 digits (ReadNet Fig. 1): 3x3 conv1, no max-pool, and an
+    FC to a low-dimensional embedding (2-D for the figure) with no ReLU after it.
 
-    def __init__(self, embedding_dim: int = 2):
+    ``stem_stride=1`` keeps layer1 at 28x28 (the usual small-image adaptation); ``stem_stride=2``
+    runs it at 14x14, about 4x cheaper, which is what a CPU-only demo can afford. The paper does
+    not say how it adapted ResNet-18, so both are offered; 1 is the default.
+    """
+
+    def __init__(self, embedding_dim: int = 2, stem_stride: int = 1):
         super().__init__()
         if embedding_dim < 1:
             raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
         net = torchvision.models.resnet18(weights=None, num_classes=embedding_dim)
         # 28x28 inputs: the ImageNet 7x7/2 stem plus max-pool would shrink them to 7x7 before layer1.
-        net.conv1 = nn.Conv2d(1, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.conv1 = nn.Conv2d(1, 64, kernel_size=3, stride=stem_stride, padding=1, bias=False)
         net.maxpool = nn.Identity()
         self.net = net
         self.embedding_dim = embedding_dim

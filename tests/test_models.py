@@ -179,6 +179,17 @@ def test_mnist_net_shapes_and_a_gradient_step():
     assert MnistNet(embedding_dim=8)(images[:2]).shape == (2, 8)
 
 
+def test_mnist_net_stem_stride_halves_the_layer1_map():
+    images = torch.randn(2, 1, 28, 28)
+    for stride, size in ((1, 28), (2, 14)):
+        net = MnistNet(stem_stride=stride).net
+        stem = net.relu(net.bn1(net.conv1(images)))
+        assert net.layer1(net.maxpool(stem)).shape[-1] == size
+    assert MnistNet(stem_stride=2)(images).shape == (2, 2)
+    with pytest.raises(ValueError, match="stem_stride"):
+        MnistNet(stem_stride=4)
+
+
 def test_build_model_rejects_unknown_names():
     with pytest.raises(ValueError, match="arch"):
         build_model("vgg")

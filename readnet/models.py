@@ -9,7 +9,7 @@ modality its own common-space batch norm (authors' ``rgbir_exp/codes/models.py``
 
 Entry points: :func:`build_model` (plain arguments), :class:`ReIDNet`,
 :class:`CrossModalReIDNet`, :class:`CameraDiscriminator`, :class:`MnistNet`,
-:func:`resnet50_backbone`.
+:func:`resnet_backbone`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,17 @@ from typing import Literal, Union
 import torch
 import torchvision
 from torch import nn
-from torchvision.models import ResNet50_Weights
+from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
 
 MODALITIES = ("rgb", "ir")
 NECKS = ("none", "bnneck", "csbn")
 FEATURE_DIM = 2048
+# ReadNet and expAT use ResNet-50; the smaller trunks let a CPU-only demo learn in minutes.
+BACKBONES = {
+    "resnet50": (torchvision.models.resnet50, ResNet50_Weights.IMAGENET1K_V1),
+    "resnet34": (torchvision.models.resnet34, ResNet34_Weights.IMAGENET1K_V1),
+    "resnet18": (torchvision.models.resnet18, ResNet18_Weights.IMAGENET1K_V1),
+}
 
 Pretrained = Union[bool, str, os.PathLike]
 
@@ -94,13 +100,14 @@ def _set_last_stride(backbone: ResNetBackbone, last_stride: int) -> None:
     if last_stride not in (1, 2):
         raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
     block = backbone.layer4[0]
-    # torchvision's Bottleneck (v1.5) strides in conv2 and in the shortcut's 1x1 conv.
-    block.conv2.stride = (last_stride, last_stride)
+    # torchvision's Bottleneck (v1.5) strides in conv2, its BasicBlock in conv1; both in the shortcut's 1x1 conv.
+    strided = block.conv2 if isinstance(block, torchvision.models.resnet.Bottleneck) else block.conv1
+    strided.stride = (last_stride, last_stride)
     block.downsample[0].stride = (last_stride, last_stride)
 
 
-def load_backbone_weights(backbone: ResNetBackbone, path: str | os.PathLike) -> None:
-    """Load a ResNet-50 state dict (torchvision keys) from ``path`` into ``backbone``.
+def load_backbone_weights(backbone: ResNetBackbone, path: str | os.PathLike, name: str = "resnet50") -> None:
+    """Load a ResNet state dict (torchvision keys) from ``path`` into ``backbone``.
 
     Tolerates ``fc.*`` entries, a ``module.`` prefix (DataParallel) and a ``{"state_dict": ...}``
     wrapper; anything else that does not match raises a ValueError naming the file.
@@ -115,7 +122,7 @@ def load_backbone_weights(backbone: ResNetBackbone, path: str | os.PathLike) -> 
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, expected a ResNet-50 state dict")
+        raise ValueError(f"{path} holds a {type(state).__name__}, expected a {name} state dict")
     state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
     own = backbone.state_dict()
     missing = sorted(set(own) - set(state))
@@ -123,18 +130,18 @@ def load_backbone_weights(backbone: ResNetBackbone, path: str | os.PathLike) -> 
     mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or unexpected or mismatched:
         raise ValueError(
-            f"{path} does not match a torchvision ResNet-50: "
+            f"{path} does not match a torchvision {name}: "
             f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, "
             f"{len(mismatched)} shape mismatches {mismatched[:3]}. "
-            "Give a torchvision-format resnet50 state dict."
+            f"Give a torchvision-format {name} state dict."
         )
     backbone.load_state_dict(state)
 
 
-def _imagenet_state_dict(timeout: float) -> dict[str, torch.Tensor]:
+def _imagenet_state_dict(name: str, timeout: float) -> dict[str, torch.Tensor]:
     """The torchvision IMAGENET1K_V1 weights (He et al., as ReadNet cites), from the hub cache
     or downloaded with a short socket timeout so that an offline machine fails fast."""
-    url = ResNet50_Weights.IMAGENET1K_V1.url
+    url = BACKBONES[name][1].url
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(url).path).name
     if cached.is_file():
         return torch.load(cached, map_location="cpu", weights_only=True)
@@ -146,34 +153,37 @@ def _imagenet_state_dict(timeout: float) -> dict[str, torch.Tensor]:
         socket.setdefaulttimeout(previous)
 
 
-def resnet50_backbone(
-    last_stride: int = 2, pretrained: Pretrained = True, download_timeout: float = 10.0
+def resnet_backbone(
+    last_stride: int = 2, pretrained: Pretrained = True, download_timeout: float = 10.0, name: str = "resnet50"
 ) -> tuple[ResNetBackbone, PretrainedInfo]:
-    """ResNet-50 trunk (no fc) with ``last_stride`` 1 or 2 in layer4.
+    """ResNet trunk (no fc) with ``last_stride`` 1 or 2 in layer4; ``name`` one of BACKBONES
+    (ResNet-50, the papers' choice, by default).
 
     ``pretrained``: True -> torchvision ImageNet weights (hub cache, else a quick download; when
     neither works a PretrainedWeightsWarning is issued and the backbone stays random);
     a path -> that state dict (errors are raised, not downgraded); False -> random.
     """
-    backbone = ResNetBackbone(torchvision.models.resnet50(weights=None))
+    if name not in BACKBONES:
+        raise ValueError(f"backbone must be one of {tuple(BACKBONES)}, got {name!r}")
+    backbone = ResNetBackbone(BACKBONES[name][0](weights=None))
     _set_last_stride(backbone, last_stride)
     if pretrained is False:
         return backbone, PretrainedInfo("random")
     if pretrained is True:
         try:
-            state = _imagenet_state_dict(download_timeout)
+            state = _imagenet_state_dict(name, download_timeout)
         except (urllib.error.URLError, OSError, RuntimeError, ValueError) as error:
             message = (
-                f"ImageNet ResNet-50 weights are neither in the torch hub cache ({torch.hub.get_dir()}) "
+                f"ImageNet {name} weights are neither in the torch hub cache ({torch.hub.get_dir()}) "
                 f"nor downloadable ({error}); continuing from random initialisation. "
-                "Pass pretrained=<path to resnet50 .pth> to use a local copy."
+                f"Pass pretrained=<path to {name} .pth> to use a local copy."
             )
             warnings.warn(message, PretrainedWeightsWarning, stacklevel=2)
             return backbone, PretrainedInfo("random", warning=message)
         backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
         return backbone, PretrainedInfo("imagenet")
     if isinstance(pretrained, (str, os.PathLike)):
-        load_backbone_weights(backbone, pretrained)
+        load_backbone_weights(backbone, pretrained, name)
         return backbone, PretrainedInfo(f"path:{os.fspath(pretrained)}")
     raise ValueError(f"pretrained must be True, False or a path to a .pth file, got {pretrained!r}")
 
@@ -284,13 +294,14 @@ class ReIDNet(nn.Module):
         pretrained: Pretrained = True,
         embedding_dim: int | None = None,
         test_feature: Literal["after", "before"] = "after",
+        backbone: str = "resnet50",
     ):
         super().__init__()
         if neck not in NECKS:
             raise ValueError(f"neck must be one of {NECKS}, got {neck!r}")
         if test_feature not in ("after", "before"):
             raise ValueError(f"test_feature must be 'after' or 'before', got {test_feature!r}")
-        self.backbone, self.pretrained_info = resnet50_backbone(last_stride, pretrained)
+        self.backbone, self.pretrained_info = resnet_backbone(last_stride, pretrained, name=backbone)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = PlainHead(self.backbone.out_channels, embedding_dim)
         self.neck_type, self.test_feature = neck, test_feature
@@ -313,10 +324,11 @@ class CrossModalReIDNet(nn.Module):
     which is also the test feature (authors' ``main.py``)."""
 
     def __init__(
-        self, num_classes: int | None = None, last_stride: int = 1, pretrained: Pretrained = True
+        self, num_classes: int | None = None, last_stride: int = 1, pretrained: Pretrained = True,
+        backbone: str = "resnet50",
     ):
         super().__init__()
-        self.backbone, self.pretrained_info = resnet50_backbone(last_stride, pretrained)
+        self.backbone, self.pretrained_info = resnet_backbone(last_stride, pretrained, name=backbone)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.embedders = ModalityEmbedders(self.backbone.out_channels)
         self.classifier = None if num_classes is None else IdentityClassifier(self.backbone.out_channels, num_classes)
@@ -368,20 +380,22 @@ def build_model(
     pretrained: Pretrained = True,
     embedding_dim: int | None = None,
     test_feature: Literal["after", "before"] = "after",
+    backbone: str = "resnet50",
 ) -> nn.Module:
     """Build a model from plain arguments.
 
     arch "reid" -> :class:`ReIDNet`; "cross_modal" -> :class:`CrossModalReIDNet` (neck and
     embedding_dim do not apply); "mnist" -> :class:`MnistNet` (embedding_dim defaults to 2).
+    ``backbone`` (ReID archs): one of BACKBONES, ResNet-50 as in both papers by default.
     ReID models carry ``pretrained_info`` (:class:`PretrainedInfo`) for the run record.
     """
     if arch == "reid":
-        return ReIDNet(num_classes, neck, last_stride, pretrained, embedding_dim, test_feature)
+        return ReIDNet(num_classes, neck, last_stride, pretrained, embedding_dim, test_feature, backbone)
     if arch == "cross_modal":
         if neck not in ("none", "csbn") or embedding_dim is not None:
             raise ValueError("arch 'cross_modal' always uses per-modality common-space BN on the 2048-d "
                              f"feature; got neck={neck!r}, embedding_dim={embedding_dim!r} (leave them unset)")
-        return CrossModalReIDNet(num_classes, last_stride, pretrained)
+        return CrossModalReIDNet(num_classes, last_stride, pretrained, backbone)
     if arch == "mnist":
         return MnistNet(2 if embedding_dim is None else embedding_dim)
     raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")

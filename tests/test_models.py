@@ -13,7 +13,7 @@ from readnet.models import (
     ReIDNet,
     build_model,
     common_space_bn,
-    resnet50_backbone,
+    resnet_backbone,
 )
 
 
@@ -53,7 +53,7 @@ def test_reid_bnneck_output_shapes_and_last_stride():
 
 def test_last_stride_must_be_1_or_2():
     with pytest.raises(ValueError, match="last_stride"):
-        resnet50_backbone(last_stride=3, pretrained=False)
+        resnet_backbone(last_stride=3, pretrained=False)
 
 
 def test_plain_neck_is_the_gap_feature_and_csbn_feeds_the_triplet_loss():
@@ -101,7 +101,7 @@ def test_user_pth_loads_torchvision_keys_with_fc(tmp_path):
     reference = torchvision.models.resnet50(weights=None)
     path = tmp_path / "resnet50.pth"
     torch.save(reference.state_dict(), path)
-    backbone, info = resnet50_backbone(last_stride=1, pretrained=path)
+    backbone, info = resnet_backbone(last_stride=1, pretrained=path)
     assert info.source == f"path:{path}" and info.pretrained and info.warning is None
     loaded = backbone.state_dict()
     for key, value in reference.state_dict().items():
@@ -113,13 +113,13 @@ def test_non_matching_pth_names_the_file(tmp_path):
     path = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
     with pytest.raises(ValueError, match="resnet18.pth"):
-        resnet50_backbone(pretrained=path)
+        resnet_backbone(pretrained=path)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="garbage.pth"):
-        resnet50_backbone(pretrained=garbage)
+        resnet_backbone(pretrained=garbage)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
-        resnet50_backbone(pretrained=tmp_path / "missing.pth")
+        resnet_backbone(pretrained=tmp_path / "missing.pth")
 
 
 def test_offline_pretrained_warns_and_records_random_init(offline):
@@ -136,7 +136,7 @@ def test_imagenet_weights_come_from_the_hub_cache(monkeypatch, tmp_path):
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.save(reference.state_dict(), cache / "resnet50-0676ba61.pth")
-    backbone, info = resnet50_backbone(pretrained=True)
+    backbone, info = resnet_backbone(pretrained=True)
     assert info.source == "imagenet"
     assert torch.equal(backbone.conv1.weight, reference.conv1.weight)
 
@@ -188,6 +188,19 @@ def test_mnist_net_stem_stride_halves_the_layer1_map():
     assert MnistNet(stem_stride=2)(images).shape == (2, 2)
     with pytest.raises(ValueError, match="stem_stride"):
         MnistNet(stem_stride=4)
+
+
+@pytest.mark.parametrize("name, channels", [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048)])
+@pytest.mark.parametrize("last_stride", [1, 2])
+def test_smaller_backbones_keep_last_stride_and_feed_the_discriminator(name, channels, last_stride):
+    backbone, info = resnet_backbone(last_stride, pretrained=False, name=name)
+    assert backbone.out_channels == channels and not info.pretrained
+    assert backbone(torch.randn(1, 3, 64, 32)).shape[-2:] == ((4, 2) if last_stride == 1 else (2, 1))
+    model = build_model("reid", pretrained=False, backbone=name).eval()
+    assert model.feature_dim == channels
+    assert CameraDiscriminator(6, in_dim=model.feature_dim)(model(torch.randn(2, 3, 64, 32)).global_feature).shape == (2, 6)
+    with pytest.raises(ValueError, match="backbone"):
+        resnet_backbone(pretrained=False, name="vgg16")
 
 
 def test_build_model_rejects_unknown_names():

@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.readnet-installed
 PROFILE ?= demo
+# Real data for the demo: $READNET_DATA, else the shared folder beside the project when it exists
+# (MNIST there); without either the notebooks fall back to offline data.
+DATA_ROOT ?= $(or $(READNET_DATA),$(wildcard ../shared/data))
 
 .PHONY: venv test demo lab clean
 
@@ -20,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(VENV)/bin/readnet reproduce --profile $(PROFILE)
+	$(VENV)/bin/readnet reproduce --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 lab: $(STAMP)
 	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py

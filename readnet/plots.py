@@ -15,6 +15,7 @@ import os
 import pathlib
 import tempfile
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -241,8 +242,8 @@ def ranked_gallery_figure(rankings, title: str | None = None, image_height: floa
         for rank, (path, pid, camid, distance, hit) in enumerate(zip(
                 ranking.gallery_paths, ranking.gallery_pids, ranking.gallery_camids,
                 ranking.distances, ranking.matches), start=1):
-            mark = "\u2713" if hit else "\u2717"
-            cells.append((path, f"{mark} #{rank} id {pid} c{camid}\nd={distance:.3f}", "tab:green" if hit else "tab:red"))
+            mark, colour = ("\u2713", "tab:green") if hit else ("\u2717", "tab:red")
+            cells.append((path, f"{mark} #{rank} id {pid} c{camid}\nd={distance:.3f}", colour))
         for column, ax in enumerate(axes[row]):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -299,3 +300,206 @@ def save_table(frame, stem: str, out_dir: str | os.PathLike = "figures") -> tupl
     write_text(csv_path, frame.to_csv(index=False))
     write_text(md_path, markdown_table(frame) + "\n")
     return csv_path, md_path
+
+
+# --- MNIST angle distribution, Fig. 1 (notebook 01) ---------------------------------------------
+
+NEAREST_CLASS_RULES = {"angle": "nearest class direction", "euclidean": "nearest class mean"}
+
+
+def _as_numpy(values) -> np.ndarray:
+    return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
+def _digit_colour(digit: int):
+    from matplotlib import colormaps
+
+    return colormaps["tab10"](int(digit) % 10)
+
+
+def _check_2d(embeddings: dict) -> None:
+    if not embeddings:
+        raise ValueError("no embeddings to plot: pass {loss label: (features [N, 2], labels [N])}")
+    for label, (features, _) in embeddings.items():
+        if _as_numpy(features).ndim != 2 or _as_numpy(features).shape[1] != 2:
+            raise ValueError(f"{label}: Fig. 1 plots 2-D features, got shape {tuple(_as_numpy(features).shape)}; "
+                             "train with embedding_dim=2")
+
+
+def embedding_scatter_figure(embeddings: dict, data_label: str) -> Figure:
+    """ReadNet Fig. 1(a)/(b): the test-set features of each loss, coloured by digit.
+
+    `embeddings` maps a loss label to (features [N, 2], digit labels [N]).
+    """
+    _check_2d(embeddings)
+    fig = Figure(figsize=(4.6 * len(embeddings), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(embeddings), squeeze=False)[0]
+    for ax, (label, (features, digits)) in zip(axes, embeddings.items()):
+        x, y = _as_numpy(features), _as_numpy(digits)
+        for digit in sorted(set(y.tolist())):
+            points = x[y == digit]
+            ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.6, color=_digit_colour(digit), label=str(digit))
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(label, fontsize=10)
+    axes[-1].legend(title="digit", markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(f"Test-set features (2-D embedding), {data_label}")
+    return fig
+
+
+def pair_angles(features, digits, max_pairs: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Angles (degrees) of random same-digit and different-digit pairs of features (§3.2's angle)."""
+    x = torch.as_tensor(_as_numpy(features), dtype=torch.float64)
+    y = torch.as_tensor(_as_numpy(digits))
+    generator = torch.Generator().manual_seed(seed)
+    i = torch.randint(0, len(x), (max_pairs,), generator=generator)
+    j = torch.randint(0, len(x), (max_pairs,), generator=generator)
+    keep = i != j
+    i, j = i[keep], j[keep]
+    degrees = torch.rad2deg(losses.angle(x[i], x[j])).numpy()
+    same = (y[i] == y[j]).numpy()
+    return np.asarray(degrees[same]), np.asarray(degrees[~same])
+
+
+def angle_histogram_figure(embeddings: dict, data_label: str, max_pairs: int = 20000, seed: int = 0) -> Figure:
+    """Histograms of the angles between same-digit and different-digit test pairs, one panel per loss.
+
+    ATL should separate the two by angle (§3.2: "features of same class are clustered according
+    to angles"); L_ori clusters by Euclidean distance, so its same-digit angles spread wider.
+    """
+    _check_2d(embeddings)
+    fig = Figure(figsize=(4.6 * len(embeddings), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(embeddings), squeeze=False, sharey=True)[0]
+    bins = np.linspace(0.0, 180.0, 61)
+    for ax, (label, (features, digits)) in zip(axes, embeddings.items()):
+        same, different = pair_angles(features, digits, max_pairs, seed)
+        ax.hist(same, bins=bins, density=True, alpha=0.6, label=f"same digit (median {np.median(same):.1f}°)")
+        ax.hist(different, bins=bins, density=True, alpha=0.6,
+                label=f"different digits (median {np.median(different):.1f}°)")
+        ax.set_xlabel("angle between the two features (degrees)")
+        ax.set_title(label, fontsize=10)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("density")
+    fig.suptitle(f"Angles between test-feature pairs, {data_label}")
+    return fig
+
+
+def _class_centres(features: np.ndarray, digits: np.ndarray, rule: str) -> tuple[list[int], np.ndarray]:
+    # The centres readnet.evaluation.nearest_class_accuracy classifies with: the class mean, or for
+    # "angle" the mean of the normalised features (its direction is all that matters).
+    classes = sorted(set(digits.tolist()))
+    if rule == "angle":
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return classes, np.stack([features[digits == c].mean(axis=0) for c in classes])
+
+
+def _nearest(points: np.ndarray, centres: np.ndarray, rule: str) -> np.ndarray:
+    if rule == "angle":
+        unit = centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+        return (points @ unit.T).argmax(axis=1)
+    return ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+
+
+def decision_regions_figure(
+    train_embeddings: dict,
+    test_embeddings: dict,
+    data_label: str,
+    accuracy: dict | None = None,
+    grid_size: int = 300,
+) -> Figure:
+    """Decision regions of the two nearest-class rules over each loss's 2-D feature plane.
+
+    Rows: losses. Columns: nearest class direction (the angular sectors; rays point along each
+    class direction) and nearest class mean (Voronoi cells; crosses mark the means). Class centres
+    come from the training features as in readnet.evaluation.nearest_class_accuracy; the test
+    features are drawn on top. `accuracy` maps (loss label, rule) to a test accuracy for the titles.
+    """
+    from matplotlib.colors import ListedColormap
+
+    _check_2d(test_embeddings)
+    if set(train_embeddings) != set(test_embeddings):
+        raise ValueError(f"train and test embeddings name different losses: {sorted(train_embeddings)} vs "
+                         f"{sorted(test_embeddings)}")
+    rules = tuple(NEAREST_CLASS_RULES)
+    fig = Figure(figsize=(4.4 * len(rules), 4.2 * len(test_embeddings)), layout="constrained")
+    axes = fig.subplots(len(test_embeddings), len(rules), squeeze=False)
+    for row, (label, (features, digits)) in enumerate(test_embeddings.items()):
+        x, y = _as_numpy(features).astype(float), _as_numpy(digits)
+        train_x, train_y = (_as_numpy(v) for v in train_embeddings[label])
+        # One square window per loss that holds the origin (where the sectors meet) and the data.
+        low = np.minimum(np.percentile(x, 0.5, axis=0), 0.0)
+        high = np.maximum(np.percentile(x, 99.5, axis=0), 0.0)
+        half = 0.55 * float(max(high - low)) or 1.0
+        middle = (low + high) / 2
+        axis_x = np.linspace(middle[0] - half, middle[0] + half, grid_size)
+        axis_y = np.linspace(middle[1] - half, middle[1] + half, grid_size)
+        grid = np.stack(np.meshgrid(axis_x, axis_y), axis=-1).reshape(-1, 2)
+        for column, rule in enumerate(rules):
+            ax = axes[row, column]
+            classes, centres = _class_centres(train_x.astype(float), train_y, rule)
+            regions = _nearest(grid, centres, rule).reshape(grid_size, grid_size)
+            colours = ListedColormap([_digit_colour(c) for c in classes])
+            ax.imshow(regions, origin="lower", extent=(axis_x[0], axis_x[-1], axis_y[0], axis_y[-1]),
+                      cmap=colours, vmin=-0.5, vmax=len(classes) - 0.5, alpha=0.25, interpolation="nearest")
+            ax.scatter(x[:, 0], x[:, 1], s=3, c=[_digit_colour(d) for d in y], alpha=0.7)
+            for digit, centre in zip(classes, centres):
+                if rule == "angle":
+                    direction = centre / max(np.linalg.norm(centre), 1e-12)
+                    ax.plot([0, direction[0] * 4 * half], [0, direction[1] * 4 * half], color=_digit_colour(digit),
+                            lw=1.2)
+                    ax.annotate(str(digit), direction * 0.8 * half, fontsize=9, weight="bold",
+                                color=_digit_colour(digit))
+                else:
+                    ax.scatter(*centre, marker="X", s=70, color=_digit_colour(digit), edgecolor="black")
+                    ax.annotate(str(digit), centre, xytext=(4, 4), textcoords="offset points", fontsize=9,
+                                weight="bold")
+            ax.set_xlim(axis_x[0], axis_x[-1])
+            ax.set_ylim(axis_y[0], axis_y[-1])
+            ax.set_aspect("equal")
+            score = (accuracy or {}).get((label, rule))
+            suffix = "" if score is None else f": test accuracy {100 * score:.1f}%"
+            ax.set_title(f"{label}\n{NEAREST_CLASS_RULES[rule]}{suffix}", fontsize=9)
+    fig.suptitle(f"Angular sectors vs nearest-mean cells, {data_label}")
+    return fig
+
+
+def side_by_side_figure(table, title: str = "") -> Figure:
+    """A `readnet.published.side_by_side` table drawn wide: one row per paper row (and setting),
+    one column per dataset, metric and source (paper, ours, and the delta where there is one)."""
+    import pandas as pd
+
+    ours = [c for c in table.columns if c.startswith("ours (")]
+    delta = [c for c in table.columns if c.startswith("delta")]
+    short = {"paper": "paper", **{c: "ours" for c in ours}, **{c: "delta" for c in delta}}
+    index = ["label", "setting"] if table["setting"].astype(bool).any() else ["label"]
+    wide = table.set_index(index + ["dataset", "metric"])[list(short)].unstack(["dataset", "metric"])
+    wide = wide.reindex(pd.MultiIndex.from_frame(table[index].drop_duplicates()) if len(index) > 1
+                        else table[index[0]].drop_duplicates())
+    columns = [(dataset, metric, source) for dataset in dict.fromkeys(table["dataset"])
+               for metric in dict.fromkeys(table["metric"]) for source in short]
+    wide = wide.reorder_levels([1, 2, 0], axis=1)[columns]
+    wide.columns = [f"{dataset} {metric} {short[source]}" for dataset, metric, source in columns]
+    return table_figure(wide.reset_index(), title=title or f"{table['table'].iloc[0]}: paper vs {', '.join(ours)}")
+
+
+def margin_sweep_figure(results, title: str = "Margin ablation") -> Figure:
+    """mAP and rank-1 (percent) against the margin, one line per method and dataset (Table 5's sweep).
+
+    `results` is tidy: method, margin, dataset, metric, value (readnet.explore.results_frame).
+    """
+    metrics = list(dict.fromkeys(results["metric"]))
+    fig = Figure(figsize=(4.6 * len(metrics), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics):
+        rows = results[results["metric"] == metric]
+        for (method, dataset), line in rows.groupby(["method", "dataset"], sort=False):
+            line = line.sort_values("margin")
+            ax.plot(line["margin"], line["value"], marker="o", label=f"{method}, {dataset}")
+        ax.set_xscale("log")
+        ax.set_xlabel("margin m (log scale; Basel Euclidean, ATL angular)")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_title(metric)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig

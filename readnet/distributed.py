@@ -3,14 +3,18 @@
 ``torchrun --nproc_per_node=N -m readnet.cli train ...`` sets RANK, WORLD_SIZE and LOCAL_RANK;
 :func:`init_distributed` reads them (nccl on CUDA, gloo on the CPU). Without them every helper
 here behaves as a single process of world size 1, so the training engine calls them
-unconditionally.
+unconditionally. :func:`fan_out` runs independent jobs (a sweep's runs) one per GPU instead.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import pathlib
+import queue
+import subprocess
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +108,22 @@ def wrap_ddp(module: nn.Module, device: torch.device | None = None) -> nn.Module
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
+def broadcast_object(value):
+    """Rank 0's ``value`` on every rank (e.g. a run folder named after the time)."""
+    if not is_distributed():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def all_reduce_min(tensor: torch.Tensor) -> torch.Tensor:
+    """Element-wise minimum over the ranks, in place (a no-op in a single process)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return tensor
+
+
 def gather_metrics(metrics: dict[str, float]) -> list[dict[str, float]] | None:
     """Every rank's ``metrics`` as a list on rank 0 (index = rank); None on the other ranks."""
     if not is_distributed():
@@ -119,29 +139,20 @@ def mean_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([m[key] for m in per_rank if key in m])) for key in keys}
 
 
-class ShardedPKSampler(Sampler[list[int]]):
-    """PK batches (ReadNet §3.1) with the identities sharded across DDP ranks.
+class _IdentityShards:
+    """What the sharded samplers share: this rank's share of the identities, epoch by epoch.
 
     Every rank shuffles the identities with the same (seed, epoch), pads the order to a
     multiple of P x world_size with ids from its start, and cuts it into groups of P; group b
     goes to rank b mod world_size. Each identity is thus drawn once per epoch across all
     ranks (the padding ids twice), the ranks' identities are disjoint when the count divides
     evenly, and every rank runs the same number of steps, as DDP requires.
-    K images per identity are drawn as in :class:`readnet.data.samplers.PKSampler`.
     """
 
-    def __init__(
-        self,
-        pids: Sequence[int],
-        p: int,
-        k: int,
-        seed: int = 0,
-        rank: int | None = None,
-        world_size: int | None = None,
-    ):
-        self.groups = _indices_by_pid(pids)
-        self.ids = sorted(self.groups)
-        _check_pk(p, k, len(self.ids), "identities in the training set")
+    def _shard(self, ids: list[int], p: int, k: int, seed: int, rank: int | None, world_size: int | None,
+               what: str) -> None:
+        _check_pk(p, k, len(ids), what)
+        self.ids = ids
         self.rank = get_rank() if rank is None else rank
         self.world_size = get_world_size() if world_size is None else world_size
         if not 0 <= self.rank < self.world_size:
@@ -163,7 +174,83 @@ class ShardedPKSampler(Sampler[list[int]]):
         groups = [padded[start:start + self.p] for start in range(0, total, self.p)]
         return groups[self.rank::self.world_size]
 
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, self.rank])
+
+
+class ShardedPKSampler(_IdentityShards, Sampler[list[int]]):
+    """PK batches (ReadNet §3.1) with the identities sharded across DDP ranks (see
+    _IdentityShards). K images per identity are drawn as in :class:`readnet.data.samplers.PKSampler`.
+    """
+
+    def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int | None = None,
+                 world_size: int | None = None):
+        self.groups = _indices_by_pid(pids)
+        self._shard(sorted(self.groups), p, k, seed, rank, world_size, "identities in the training set")
+
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch, self.rank])
+        rng = self._rng()
         for id_group in self.epoch_ids():
             yield [index for pid in id_group for index in _draw_k(self.groups[pid], self.k, rng)]
+
+
+class ShardedCrossModalPKSampler(_IdentityShards):
+    """Cross-modal PK batches (expAT: K RGB + K IR images per identity, as
+    :class:`readnet.data.samplers.CrossModalPKSampler`) with the identities sharded across
+    ranks as :class:`ShardedPKSampler` shards them. Yields (rgb_indices, ir_indices)."""
+
+    def __init__(self, rgb_pids: Sequence[int], ir_pids: Sequence[int], p: int, k: int, seed: int = 0,
+                 rank: int | None = None, world_size: int | None = None):
+        self.rgb_groups, self.ir_groups = _indices_by_pid(rgb_pids), _indices_by_pid(ir_pids)
+        self._shard(sorted(set(self.rgb_groups) & set(self.ir_groups)), p, k, seed, rank, world_size,
+                    "identities with both RGB and IR images")
+
+    def __iter__(self) -> Iterator[tuple[list[int], list[int]]]:
+        rng = self._rng()
+        for id_group in self.epoch_ids():
+            rgb = [i for pid in id_group for i in _draw_k(self.rgb_groups[pid], self.k, rng)]
+            ir = [i for pid in id_group for i in _draw_k(self.ir_groups[pid], self.k, rng)]
+            yield rgb, ir
+
+
+def fan_out(jobs: Sequence[Sequence[str]], devices: Sequence[str | int] | None = None,
+            log_dir: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> list[int]:
+    """Run independent commands (e.g. one ``readnet train`` per margin of a sweep), one per
+    device at a time, each in a subprocess that sees only its GPU (CUDA_VISIBLE_DEVICES).
+
+    ``devices``: GPU ids (default: every visible GPU, or one CPU slot when there is none, where
+    CUDA_VISIBLE_DEVICES is set empty). ``log_dir``: each job's stdout and stderr go to
+    ``job_<index>.log`` there (default: inherited). Returns the exit codes in job order; a
+    failing job does not stop the others.
+    """
+    if devices is None:
+        devices = [str(i) for i in range(torch.cuda.device_count())] or [""]
+    if not devices:
+        raise ValueError("devices is empty: give at least one GPU id (or None for every visible GPU)")
+    for job in jobs:
+        if isinstance(job, str) or not job:
+            raise ValueError(f"each job is a non-empty argument list such as ['readnet', 'train', ...], got {job!r}")
+    if log_dir is not None:
+        pathlib.Path(log_dir).mkdir(parents=True, exist_ok=True)
+    pending: queue.Queue = queue.Queue()
+    for index, job in enumerate(jobs):
+        pending.put((index, list(job)))
+    codes: list[int] = [-1] * len(jobs)
+
+    def worker(device: str | int) -> None:
+        while True:
+            try:
+                index, job = pending.get_nowait()
+            except queue.Empty:
+                return
+            job_env = {**os.environ, **(env or {}), "CUDA_VISIBLE_DEVICES": str(device)}
+            if log_dir is None:
+                codes[index] = subprocess.run(job, env=job_env, check=False).returncode
+                continue
+            with open(pathlib.Path(log_dir) / f"job_{index}.log", "wb") as log:
+                codes[index] = subprocess.run(job, env=job_env, stdout=log, stderr=subprocess.STDOUT,
+                                              check=False).returncode
+
+    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+        list(pool.map(worker, devices))
+    return codes

@@ -5,6 +5,11 @@ and ATL+ACN on Market-1501 / DukeMTMC-reID / CUHK03. expAT: the single-modality 
 (triplet, BNNeck, expAT, expAT+center on the strong-baseline recipe) and the RGB-IR model
 (SYSU-MM01, RegDB). `train(config)` writes a run folder (see readnet.runs), `resume(run_dir)`
 continues it bit-exactly, `test(run_dir)` re-evaluates it with the dataset's protocol.
+
+Where a GPU is present the steps take the fast path (readnet.fast_path: images cached on the
+device, augmentation there, bf16, no host synchronisation inside a step). Under `torchrun`
+the run is data-parallel (readnet.distributed): identities sharded across ranks, F and D in
+DDP, metrics gathered and files written by rank 0.
 """
 from __future__ import annotations
 
@@ -28,10 +33,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
-
 from readnet import data as reid_data
-from readnet import evaluation, losses, mining, models, runs
+from readnet import distributed, evaluation, fast_path, losses, mining, models, runs
+from readnet.data.device_cache import DeviceImageCache
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # benchmark machines may have torch but not tqdm: run without progress bars
+    class tqdm:  # noqa: N801 - stands in for tqdm's class
+        def __init__(self, iterable=None, **_):
+            self.iterable = iterable
+
+        def __iter__(self):
+            return iter(self.iterable)
+
+        def update(self, *_):
+            pass
+
+        def set_postfix(self, *_):
+            pass
+
+        def close(self):
+            pass
 
 # --- configuration -------------------------------------------------------------------------------
 
@@ -135,8 +158,17 @@ class TrainConfig:
     seed: int = 0
     max_iterations: int | None = None
     checkpoint_every: int = 0
+    checkpoint_epochs: int | None = None
     num_workers: int = 4
     progress: bool = True
+    # the fast path (readnet.fast_path); bf16 autocast is `amp`
+    fast_path: bool | None = None
+    device_cache: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    cuda_graphs: bool = False
+    log_every: int = 50
+    decode_cache_dir: str | None = None
 
 
 FIELD_NOTES = {
@@ -149,11 +181,21 @@ FIELD_NOTES = {
     "epochs": "an epoch is one pass over the training identities, len(PKSampler) batches (§4.2)",
     "expat_variant": "'reference' = exp of the batch mean (the authors' code), 'paper' = mean of exp (eq. 10)",
     "num_workers": "DataLoader workers; the loader's transform is deterministic, so any count resumes exactly",
+    "checkpoint_epochs": "write checkpoints/last.pt every N epoch ends; None: 1 on the plain path, 50 on the fast "
+    "path (a ResNet-50 checkpoint takes longer than an epoch of fast steps)",
+    "fast_path": "None: on for CUDA, off on the CPU; the flags below are its parts",
+    "device_cache": "fast path: training (and test) images decoded once into a uint8 tensor on the device",
+    "channels_last": "fast path: NHWC memory format for the convolutions",
+    "compile": "fast path: torch.compile the model (the first steps take minutes)",
+    "cuda_graphs": "fast path, CUDA: compile with mode 'reduce-overhead' (CUDA graphs)",
+    "log_every": "losses are read back to the host (and checked for NaN) every N steps on the fast path",
+    "decode_cache_dir": "folder for decoded image tensors, so later runs skip decoding (None: decode each run)",
 }
 
 # Fields a resume may change: they steer the run, not what it computes.
 RESUMABLE_OVERRIDES = ("max_iterations", "epochs", "progress", "num_workers", "device", "checkpoint_every",
-                       "eval_every", "eval_batch_size")
+                       "eval_every", "eval_batch_size", "checkpoint_epochs", "device_cache", "channels_last", "compile",
+                       "cuda_graphs", "log_every", "decode_cache_dir")
 
 _READNET = TrainConfig()
 # The strong-baseline recipe as expAT's rgb_exp configs set it (softmax_*.yml over config/defaults.py).
@@ -239,6 +281,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"discriminator_steps (k of Algorithm 1) must be >= 1, got {config.discriminator_steps}")
     if config.height < 1 or config.width < 1:
         raise ValueError(f"height and width must be positive, got {config.height}x{config.width}")
+    if config.log_every < 1:
+        raise ValueError(f"log_every must be >= 1 (steps between loss read-backs), got {config.log_every}")
+    if config.checkpoint_epochs is not None and config.checkpoint_epochs < 1:
+        raise ValueError(f"checkpoint_epochs must be >= 1 or None (automatic), got {config.checkpoint_epochs}")
     return config
 
 
@@ -403,10 +449,15 @@ def _train_records(dataset: reid_data.ReIDDataset, method: Method) -> tuple[list
 
 
 def _sampler(records: list, num_rgb: int, config: TrainConfig, method: Method):
+    """PK batches of the run; under DDP each rank draws its own share of the identities."""
+    rgb_pids, ir_pids = [r.pid for r in records[:num_rgb]], [r.pid for r in records[num_rgb:]]
+    if distributed.get_world_size() > 1:
+        if method.cross_modal:
+            return distributed.ShardedCrossModalPKSampler(rgb_pids, ir_pids, config.p, config.k, seed=config.seed)
+        return distributed.ShardedPKSampler(rgb_pids, config.p, config.k, seed=config.seed)
     if method.cross_modal:
-        return reid_data.CrossModalPKSampler([r.pid for r in records[:num_rgb]], [r.pid for r in records[num_rgb:]],
-                                             config.p, config.k, seed=config.seed)
-    return reid_data.PKSampler([r.pid for r in records], config.p, config.k, seed=config.seed)
+        return reid_data.CrossModalPKSampler(rgb_pids, ir_pids, config.p, config.k, seed=config.seed)
+    return reid_data.PKSampler(rgb_pids, config.p, config.k, seed=config.seed)
 
 
 def _epoch_batches(sampler, epoch: int, num_rgb: int, cross_modal: bool) -> list[list[int]]:
@@ -435,15 +486,22 @@ def batches_per_epoch(config: TrainConfig, dataset: reid_data.ReIDDataset) -> in
 
 def iterate_batches(engine: Engine, dataset: reid_data.ReIDDataset, epoch: int, start: int = 0,
                     stop: int | None = None) -> typing.Iterator[Batch]:
-    """Batches `start`..`stop` of `epoch`, on the engine's device and augmented with its generator."""
+    """Batches `start`..`stop` of `epoch`, on the engine's device and augmented with its generator:
+    from the device cache on the fast path, else decoded by a DataLoader. RGB-IR batches hold
+    their P*K RGB images first, then the P*K IR ones."""
     config, method = engine.config, engine.method
     records, num_rgb = _train_records(dataset, method)
-    modality = torch.tensor([r.modality == "ir" for r in records], dtype=torch.long)
     batches = _epoch_batches(_sampler(records, num_rgb, config, method), epoch, num_rgb, method.cross_modal)
+    if engine.images is not None:
+        for indices in engine.images.epoch_indices(batches[start:stop]):
+            yield Batch(*engine.images.batch(indices, config, engine.generator))
+        return
+    modality = torch.tensor([r.modality == "ir" for r in records], dtype=torch.long)
     device = engine.device
+    transform = fast_path.augment_on_device if engine.fast else augment
     for images, pids, camids, index in _loader(records, batches[start:stop], config, device, epoch):
-        yield Batch(augment(images.to(device), config, engine.generator), pids.to(device), camids.to(device),
-                    modality[index].to(device))
+        yield Batch(transform(images.to(device, non_blocking=True), config, engine.generator),
+                    pids.to(device), camids.to(device), modality[index].to(device))
 
 
 # --- networks, optimisers, schedule --------------------------------------------------------------
@@ -452,11 +510,17 @@ def iterate_batches(engine: Engine, dataset: reid_data.ReIDDataset, epoch: int, 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or inf; the run stopped before applying the step."""
 
-    def __init__(self, iteration: int, term: str, value: float, checkpoint: pathlib.Path | None = None):
+    def __init__(self, iteration: int, term: str, value: float, checkpoint: pathlib.Path | None = None,
+                 detected_at: int | None = None):
         self.iteration, self.term, self.value = iteration, term, value
         kept = f"; the last good checkpoint is kept at {checkpoint}" if checkpoint else ""
-        super().__init__(f"the {term} loss is {value} at iteration {iteration} (step {iteration + 1}); training "
-                         f"stopped before this step was applied{kept}. Lower lr, or turn amp off, and resume.")
+        if detected_at is None:
+            when = "training stopped before this step was applied"
+        else:  # the fast path reads losses back only at log points
+            when = (f"found at the log point after iteration {detected_at - 1}, so the steps since were applied in "
+                    "memory but never saved")
+        super().__init__(f"the {term} loss is {value} at iteration {iteration} (step {iteration + 1}); {when}{kept}. "
+                         "Lower lr, or turn amp off, and resume.")
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -495,16 +559,32 @@ class Engine:
     schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR]
     generator: torch.Generator
     pretrained: dict
+    fast: bool = False  # readnet.fast_path's steps: sync-free losses, device augmentation
+    images: fast_path.TrainingImages | None = None  # the device cache of the training set
+    train_model: nn.Module | None = None  # the model as steps call it: DDP-wrapped under torchrun
+    train_discriminator: nn.Module | None = None
+    train_center: nn.Module | None = None
+    eval_caches: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def sync_free(self) -> bool:
+        """Steps return device tensors, checked at log points (fast path, and DDP, where a rank
+        stopping on its own would leave the others waiting)."""
+        return self.fast or distributed.get_world_size() > 1
 
 
-def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained: bool | str | None = None) -> Engine:
+def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained: bool | str | None = None,
+                 for_training: bool = True) -> Engine:
     """Seed everything, build F/D/centres and Adam optimisers (§4.2) from `config`.
 
     `pretrained` overrides config.pretrained (resume and test load weights from the checkpoint).
+    With `for_training` the fast path caches the training images and the model is prepared
+    (channels_last, compile), and under torchrun F, D and the centres are wrapped in DDP.
     """
     _seed_everything(config.seed)
     method = METHODS[config.method]
-    device = resolve_device(config.device)
+    device = _rank_device(resolve_device(config.device))
+    fast = fast_path.enabled(config, device)
     requested = config.pretrained if pretrained is None else pretrained
     num_classes = dataset.num_train_pids if (config.id_loss_weight > 0 or method.cross_modal) else None
     if method.cross_modal:
@@ -514,13 +594,14 @@ def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained
         model = models.build_model("reid", num_classes=num_classes, neck=config.neck, last_stride=config.last_stride,
                                    pretrained=requested, test_feature=config.test_feature)
     model.to(device)
-    optimizers = {"extractor": torch.optim.Adam(_parameter_groups(model, config))}
+    fused = fast and device.type == "cuda"  # Adam's update for all parameters in a few kernels (CUDA only)
+    optimizers = {"extractor": torch.optim.Adam(_parameter_groups(model, config), fused=fused or None)}
     discriminator = center = None
     if method.camera_adversary:
         discriminator = models.CameraDiscriminator(dataset.num_cameras, in_dim=model.feature_dim,
                                                    dropout=config.discriminator_dropout).to(device)
         optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator,
-                                                       weight_decay=config.weight_decay)
+                                                       weight_decay=config.weight_decay, fused=fused or None)
     if config.center_loss_weight > 0:
         center = losses.CenterLoss(dataset.num_train_pids, model.feature_dim).to(device)
         optimizers["center"] = torch.optim.SGD(center.parameters(), lr=config.lr_center)
@@ -528,8 +609,35 @@ def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained
                   for name in ("extractor", "discriminator") if name in optimizers}
     info = model.pretrained_info
     record = {"requested": requested, "source": info.source, "used": info.pretrained, "warning": info.warning}
-    return Engine(config, method, device, amp_dtype(config, device), model, discriminator, center, optimizers,
-                  schedulers, torch.Generator().manual_seed(config.seed), record)
+    rank = distributed.get_rank()
+    if rank > 0:  # same initial weights on every rank (DDP checks), own dropout and augmentation draws
+        torch.manual_seed(_rank_seed(config.seed, rank))
+    dtype = amp_dtype(config, device)
+    engine = Engine(config, method, device, dtype, model, discriminator, center, optimizers, schedulers,
+                    torch.Generator(device=device if fast else "cpu").manual_seed(_rank_seed(config.seed, rank)),
+                    record, fast=fast, train_model=model, train_discriminator=discriminator, train_center=center)
+    if for_training:
+        if fast:
+            fast_path.prepare_model(model, config, device)
+            if config.device_cache:
+                records, _ = _train_records(dataset, method)
+                engine.images = fast_path.TrainingImages(records, config, device, dtype or torch.float32)
+        engine.train_model = distributed.wrap_ddp(model, device)
+        engine.train_discriminator = None if discriminator is None else distributed.wrap_ddp(discriminator, device)
+        engine.train_center = None if center is None else distributed.wrap_ddp(center, device)
+    return engine
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """Rank 0 keeps the run's seed, so one process and rank 0 of many draw alike."""
+    return seed + 1_000_003 * rank
+
+
+def _rank_device(device: torch.device) -> torch.device:
+    """Under torchrun, 'cuda' means this rank's GPU (LOCAL_RANK)."""
+    if device.type == "cuda" and device.index is None and distributed.get_world_size() > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", distributed.get_rank())))
+    return device
 
 
 def _seed_everything(seed: int) -> None:
@@ -547,8 +655,21 @@ def _autocast(engine: Engine):
 
 
 def _forward(engine: Engine, images: torch.Tensor, modality: str | torch.Tensor = "rgb") -> models.ReIDOutput:
+    model = engine.model if engine.train_model is None else engine.train_model
     with _autocast(engine):
-        return engine.model(images, modality) if engine.method.cross_modal else engine.model(images)
+        return model(images, modality) if engine.method.cross_modal else model(images)
+
+
+def _loss_values(engine: Engine, terms: dict[str, torch.Tensor], iteration: int) -> dict[str, float | torch.Tensor]:
+    """The step's loss terms: checked floats, or detached device tensors when the engine is sync-free
+    (fast_path.LossLog checks them at the next log point)."""
+    if engine.sync_free:
+        return {name: value.detach() for name, value in terms.items()}
+    return _check_finite(terms, iteration)
+
+
+def _cross_entropy(engine: Engine):
+    return fast_path.smoothed_cross_entropy if engine.sync_free else losses.label_smoothing_cross_entropy
 
 
 def _check_finite(terms: dict[str, torch.Tensor], iteration: int) -> dict[str, float]:
@@ -559,11 +680,13 @@ def _check_finite(terms: dict[str, torch.Tensor], iteration: int) -> dict[str, f
     return values
 
 
-def metric_loss(config: TrainConfig, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+def metric_loss(config: TrainConfig, features: torch.Tensor, pids: torch.Tensor, sync_free: bool = False) -> torch.Tensor:
     """Batch-hard triplets (Algorithm 1 line 6) scored by the method's loss: L_ori (eq. 5) on raw
-    features, ATL (eq. 9: angles of normalised features + w1 L_reg on raw ones) or expAT (eq. 10)."""
+    features, ATL (eq. 9: angles of normalised features + w1 L_reg on raw ones) or expAT (eq. 10).
+    `sync_free` mines with fast_path.pk_batch_hard (same triplets on PK batches, no host read-back)."""
     kind = METHODS[config.method].metric_loss
-    a, p, n = mining.batch_hard(features, pids, MINING_METRIC[kind])
+    miner = fast_path.pk_batch_hard if sync_free else mining.batch_hard
+    a, p, n = miner(features, pids, MINING_METRIC[kind])
     if kind == "original":
         return losses.original_triplet(features[a], features[p], features[n], config.margin)
     if kind == "angular":
@@ -572,12 +695,15 @@ def metric_loss(config: TrainConfig, features: torch.Tensor, pids: torch.Tensor)
                                       variant=config.expat_variant)
 
 
-def camera_loss(engine: Engine, features: torch.Tensor, camids: torch.Tensor) -> torch.Tensor:
-    """L_cam (eq. 11-12): label-smoothed camera cross-entropy of D on (normalised, §4.2) features."""
+def camera_loss(engine: Engine, features: torch.Tensor, camids: torch.Tensor,
+                discriminator: nn.Module | None = None) -> torch.Tensor:
+    """L_cam (eq. 11-12): label-smoothed camera cross-entropy of D on (normalised, §4.2) features.
+    `discriminator` is D as called (DDP-wrapped in D's own steps); default the bare D."""
     if engine.config.normalize_camera_features:
         features = F.normalize(features, dim=1)
-    return losses.label_smoothing_cross_entropy(engine.discriminator(features), camids,
-                                                engine.config.camera_label_smoothing)
+    discriminator = engine.discriminator if discriminator is None else discriminator
+    return _cross_entropy(engine)(discriminator(features), camids,
+                                  engine.config.camera_label_smoothing)
 
 
 def discriminator_step(engine: Engine, batch: Batch, iteration: int,
@@ -587,8 +713,8 @@ def discriminator_step(engine: Engine, batch: Batch, iteration: int,
         with torch.no_grad():
             features = _forward(engine, batch.images).global_feature
     engine.discriminator.train()
-    loss = camera_loss(engine, features.detach().float(), batch.camids)
-    values = _check_finite({"camera_discriminator": loss}, iteration)
+    loss = camera_loss(engine, features.detach().float(), batch.camids, engine.train_discriminator)
+    values = _loss_values(engine, {"camera_discriminator": loss}, iteration)
     optimizer = engine.optimizers["discriminator"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -599,18 +725,18 @@ def discriminator_step(engine: Engine, batch: Batch, iteration: int,
 def _single_modal_terms(engine: Engine, batch: Batch, output: models.ReIDOutput) -> tuple[torch.Tensor, dict]:
     config = engine.config
     features = output.triplet_feature.float()
-    terms = {"metric": metric_loss(config, features, batch.pids)}
+    terms = {"metric": metric_loss(config, features, batch.pids, engine.sync_free)}
     total = config.metric_loss_weight * terms["metric"]
     if config.id_loss_weight > 0:
-        terms["identity"] = losses.label_smoothing_cross_entropy(output.logits.float(), batch.pids,
-                                                                 config.id_label_smoothing)
+        terms["identity"] = _cross_entropy(engine)(output.logits.float(), batch.pids, config.id_label_smoothing)
         total = total + config.id_loss_weight * terms["identity"]
     if engine.center is not None:
-        terms["center"] = engine.center(features, batch.pids)
+        terms["center"] = (engine.center if engine.train_center is None else engine.train_center)(features, batch.pids)
         total = total + config.center_loss_weight * terms["center"]
     if engine.method.camera_adversary:
         # D is frozen (no grads) but kept in train mode: F maximises the same stochastic,
-        # dropout-regularised L_cam that D minimises in its own steps.
+        # dropout-regularised L_cam that D minimises in its own steps. The bare D is called,
+        # not its DDP wrapper, whose reducer would wait for gradients D does not get here.
         engine.discriminator.requires_grad_(False)
         try:
             terms["camera_extractor"] = camera_loss(engine, output.global_feature.float(), batch.camids)
@@ -624,18 +750,21 @@ def _cross_modal_terms(engine: Engine, batch: Batch) -> tuple[torch.Tensor, dict
     """expAT RGB-IR: alpha * bidirectional expAT (cross-modal batch-hard, eq. 10) + beta * (ID_rgb + ID_ir),
     the sum the authors' main.py minimises."""
     config = engine.config
-    rgb, ir = batch.modality == 0, batch.modality == 1
+    # iterate_batches puts the P*K RGB images first; slicing (not masking) reads nothing back to the host.
+    rgb, ir = slice(0, len(batch.pids) // 2), slice(len(batch.pids) // 2, None)
     out_rgb, out_ir = _forward(engine, batch.images[rgb], "rgb"), _forward(engine, batch.images[ir], "ir")
     f_rgb, f_ir = out_rgb.triplet_feature.float(), out_ir.triplet_feature.float()
     l_rgb, l_ir = batch.pids[rgb], batch.pids[ir]
-    a, p, n = mining.cross_modal_batch_hard(f_rgb, l_rgb, f_ir, l_ir, "cosine")
-    a2, p2, n2 = mining.cross_modal_batch_hard(f_ir, l_ir, f_rgb, l_rgb, "cosine")
+    miner = fast_path.pk_cross_modal_batch_hard if engine.sync_free else mining.cross_modal_batch_hard
+    a, p, n = miner(f_rgb, l_rgb, f_ir, l_ir, "cosine")
+    a2, p2, n2 = miner(f_ir, l_ir, f_rgb, l_rgb, "cosine")
+    cross_entropy = _cross_entropy(engine)
     terms = {
         "exp_angular": losses.bidirectional_exp_angular_triplet(
             f_rgb[a], f_ir[p], f_ir[n], f_ir[a2], f_rgb[p2], f_rgb[n2], margin=config.margin,
             variant=config.expat_variant),
-        "identity": losses.label_smoothing_cross_entropy(out_rgb.logits.float(), l_rgb, config.id_label_smoothing)
-        + losses.label_smoothing_cross_entropy(out_ir.logits.float(), l_ir, config.id_label_smoothing),
+        "identity": cross_entropy(out_rgb.logits.float(), l_rgb, config.id_label_smoothing)
+        + cross_entropy(out_ir.logits.float(), l_ir, config.id_label_smoothing),
     }
     return config.expat_alpha * terms["exp_angular"] + config.expat_beta * terms["identity"], terms
 
@@ -649,7 +778,7 @@ def extractor_step(engine: Engine, batch: Batch, iteration: int,
         total, terms = _cross_modal_terms(engine, batch)
     else:
         total, terms = _single_modal_terms(engine, batch, output or _forward(engine, batch.images))
-    values = _check_finite({**terms, "total": total}, iteration)
+    values = _loss_values(engine, {**terms, "total": total}, iteration)
     for optimizer in engine.optimizers.values():
         optimizer.zero_grad(set_to_none=True)
     total.backward()
@@ -719,13 +848,33 @@ def _percent(cmc: np.ndarray, mAP: float) -> dict[str, float]:
     return out
 
 
+def _test_features(model: nn.Module, records: list, config: TrainConfig, caches: dict | None,
+                   split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """extract_features, or on the fast path the features of the split's device cache (decoded
+    once, kept in `caches` for later evaluations), left on the device for the evaluation."""
+    device = next(model.parameters()).device
+    if not (fast_path.enabled(config, device) and config.device_cache):
+        return extract_features(model, records, config)
+    caches = {} if caches is None else caches
+    if split not in caches:
+        cache = DeviceImageCache.from_records(records, config.height, config.width, device,
+                                              cache_dir=config.decode_cache_dir or None)
+        modality = torch.tensor([r.modality == "ir" for r in records], dtype=torch.long, device=device)
+        caches[split] = (cache, modality if METHODS[config.method].cross_modal else None)
+    cache, modality = caches[split]
+    features = fast_path.extract_cached_features(model, cache, modality, config.eval_batch_size,
+                                                 amp_dtype(config, device))
+    return features, cache.pids, cache.camids
+
+
 def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: TrainConfig,
-                   sysu_settings: tuple[str, ...] = tuple(SYSU_SETTINGS)) -> dict:
+                   sysu_settings: tuple[str, ...] = tuple(SYSU_SETTINGS), caches: dict | None = None) -> dict:
     """mAP and CMC (percent) with the dataset's protocol: Market rule (Market/Duke/CUHK03, single query),
     SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per setting) or RegDB (both directions).
-    The headline mAP/rank-r are all_single (SYSU) or visible_to_thermal (RegDB)."""
-    query, q_pids, q_camids = extract_features(model, dataset.query, config)
-    gallery, g_pids, g_camids = extract_features(model, dataset.gallery, config)
+    The headline mAP/rank-r are all_single (SYSU) or visible_to_thermal (RegDB). On the fast path the
+    features, distances and ranking stay on the model's device (`caches` keeps the decoded test images)."""
+    query, q_pids, q_camids = _test_features(model, dataset.query, config, caches, "query")
+    gallery, g_pids, g_camids = _test_features(model, dataset.gallery, config, caches, "gallery")
     metric = config.eval_metric
     if dataset.protocol == "sysu_mm01":
         settings = {}
@@ -788,14 +937,35 @@ def _restore(engine: Engine, checkpoint: dict) -> dict:
         optimizer.load_state_dict(checkpoint["optimizers"][name])
     for name, scheduler in engine.schedulers.items():
         scheduler.load_state_dict(checkpoint["schedulers"][name])
+    saved = checkpoint["rng"]["generators"]["augment"]
+    if saved.numel() != engine.generator.get_state().numel():
+        raise ValueError(f"the checkpoint's augmentation draws come from a {'CUDA' if saved.numel() < 100 else 'CPU'} "
+                         f"generator but this resume runs them on {engine.generator.device}: resume on the kind of "
+                         "device the run started on (--set device=cpu or device=cuda)")
     runs.restore_rng(checkpoint["rng"], {"augment": engine.generator})
+    rank = distributed.get_rank()
+    if rank > 0:  # the checkpoint holds rank 0's streams; the others derive theirs again
+        seed = _rank_seed(engine.config.seed, rank) + checkpoint["iteration"]
+        torch.manual_seed(seed)
+        engine.generator.manual_seed(seed)
     return {key: checkpoint[key] for key in ("epoch", "iteration", "iteration_in_epoch", "sums", "counts", "records")}
 
 
-def _save(engine: Engine, state: dict, run_dir: pathlib.Path) -> None:
-    runs.save_checkpoint(run_dir / runs.LAST_CHECKPOINT, _checkpoint_payload(engine, state))
-    runs.write_metrics(run_dir, state["records"])
+def _save(engine: Engine, state: dict, run_dir: pathlib.Path, log: fast_path.LossLog) -> None:
+    """Check the pending losses, then write checkpoint and metrics (rank 0 only): a checkpoint is
+    never written after a non-finite loss, so the last one is always the last good one."""
+    _check_losses(log, run_dir, state)
+    if distributed.is_main_process():
+        runs.save_checkpoint(run_dir / runs.LAST_CHECKPOINT, _checkpoint_payload(engine, state))
+        runs.write_metrics(run_dir, state["records"])
     state["saved_at"] = state["iteration"]
+
+
+def _check_losses(log: fast_path.LossLog, run_dir: pathlib.Path, state: dict) -> None:
+    bad = log.flush()
+    if bad is not None:
+        kept = run_dir / runs.LAST_CHECKPOINT if (run_dir / runs.LAST_CHECKPOINT).is_file() else None
+        raise NonFiniteLossError(*bad, checkpoint=kept, detected_at=state["iteration"])
 
 
 def _iteration_limit(config: TrainConfig, per_epoch: int) -> int:
@@ -806,82 +976,131 @@ def _iteration_limit(config: TrainConfig, per_epoch: int) -> int:
 
 
 def _epoch_record(engine: Engine, state: dict, seconds: float) -> dict:
+    """The finished epoch's record; under DDP the losses are the mean over the ranks (on rank 0)."""
     record = {"epoch": state["epoch"], "iteration": state["iteration"], "seconds": round(seconds, 3),
               "lr": engine.optimizers["extractor"].param_groups[0]["lr"]}
-    record.update({f"loss/{name}": state["sums"][name] / state["counts"][name] for name in sorted(state["sums"])})
+    means = {f"loss/{name}": state["sums"][name] / state["counts"][name] for name in sorted(state["sums"])}
+    per_rank = distributed.gather_metrics(means)
+    record.update(distributed.mean_metrics(per_rank) if per_rank is not None else means)
     return record
 
 
-def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, state: dict) -> pathlib.Path:
-    """Run from `state` to the iteration limit, checkpointing at epoch ends (and every checkpoint_every)."""
-    from torch.utils.tensorboard import SummaryWriter  # imported here: it pulls in tensorboard (slow)
+def _summary_writer(run_dir: pathlib.Path, state: dict):
+    """TensorBoard's SummaryWriter (imported here: it is slow to import and may be absent)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        warnings.warn("tensorboard is not installed: the run writes no TensorBoard scalars", stacklevel=3)
+        return None
+    return SummaryWriter(str(run_dir / runs.TENSORBOARD_DIR), purge_step=state["iteration"] or None)
 
+
+def _log_point(log: fast_path.LossLog, state: dict, run_dir: pathlib.Path, writer) -> None:
+    """Every log_every steps: read the losses back (the fast path's only host synchronisation
+    between epoch ends), check them, and log the epoch's running means."""
+    _check_losses(log, run_dir, state)
+    if writer is not None:
+        for name in state["sums"]:
+            writer.add_scalar(f"step/{name}", state["sums"][name] / state["counts"][name], state["iteration"])
+
+
+def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, state: dict) -> pathlib.Path:
+    """Run from `state` to the iteration limit, checkpointing at epoch ends (every checkpoint_epochs)
+    and every checkpoint_every iterations. Under DDP every rank steps; rank 0 writes and evaluates."""
     config = engine.config
+    main = distributed.is_main_process()
     per_epoch = batches_per_epoch(config, dataset)
     limit = _iteration_limit(config, per_epoch)
-    writer = SummaryWriter(str(run_dir / runs.TENSORBOARD_DIR), purge_step=state["iteration"] or None)
+    checkpoint_epochs = config.checkpoint_epochs or (50 if engine.fast else 1)
+    writer = _summary_writer(run_dir, state) if main else None
     bar = tqdm(total=math.ceil(limit / per_epoch), initial=state["epoch"], desc="epochs", unit="epoch",
-               disable=not config.progress)
+               disable=not (config.progress and main))
+    log = fast_path.LossLog(state)
     try:
         while state["iteration"] < limit:
             started = time.perf_counter()
             start = state["iteration_in_epoch"]
             engine.model.train()
             for batch in iterate_batches(engine, dataset, state["epoch"], start, start + limit - state["iteration"]):
-                for name, value in train_step(engine, batch, state["iteration"]).items():
-                    state["sums"][name] = state["sums"].get(name, 0.0) + value
-                    state["counts"][name] = state["counts"].get(name, 0) + 1
+                log.add(train_step(engine, batch, state["iteration"]), state["iteration"])
                 state["iteration"] += 1
                 state["iteration_in_epoch"] += 1
                 if config.schedule_unit == "iteration":
                     for scheduler in engine.schedulers.values():
                         scheduler.step()
+                if state["iteration"] % config.log_every == 0:
+                    _log_point(log, state, run_dir, writer)
                 if config.checkpoint_every and state["iteration"] % config.checkpoint_every == 0:
-                    _save(engine, state, run_dir)
+                    _save(engine, state, run_dir, log)
             if state["iteration_in_epoch"] < per_epoch:
                 break  # stopped inside the epoch by max_iterations
+            _check_losses(log, run_dir, state)
             state["epoch"] += 1
             record = _epoch_record(engine, state, time.perf_counter() - started)
             if config.schedule_unit == "epoch":
                 for scheduler in engine.schedulers.values():
                     scheduler.step()
-            if config.eval_every and state["epoch"] % config.eval_every == 0 and state["iteration"] < limit:
-                record.update({f"eval/{k}": v for k, v in evaluate_model(engine.model, dataset, config).items()
-                               if k != "settings"})
+            if config.eval_every and state["epoch"] % config.eval_every == 0 and state["iteration"] < limit and main:
+                record.update({f"eval/{k}": v for k, v in evaluate_model(
+                    engine.model, dataset, config, caches=engine.eval_caches).items() if k != "settings"})
+            distributed.barrier()
             state.update(iteration_in_epoch=0, sums={}, counts={}, records=state["records"] + [record])
-            _save(engine, state, run_dir)
-            for key, value in record.items():
-                if key not in ("epoch", "iteration"):
-                    writer.add_scalar(key, value, state["iteration"])
+            if state["epoch"] % checkpoint_epochs == 0:
+                _save(engine, state, run_dir, log)
+            elif main:
+                runs.write_metrics(run_dir, state["records"])
+            if writer is not None:
+                for key, value in record.items():
+                    if key not in ("epoch", "iteration"):
+                        writer.add_scalar(key, value, state["iteration"])
             bar.update(1)
             bar.set_postfix({k.removeprefix("loss/"): f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")})
         if state.get("saved_at") != state["iteration"]:
-            _save(engine, state, run_dir)
-        final = {"dataset": config.dataset, "protocol": dataset.protocol, "method": config.method,
-                 "epoch": state["epoch"], "iteration": state["iteration"],
-                 **evaluate_model(engine.model, dataset, config)}
-        runs.write_json(run_dir / runs.FINAL_METRICS_FILE, final)
-        for key in ("mAP", "rank1"):
-            writer.add_scalar(f"final/{key}", final[key], state["iteration"])
+            _save(engine, state, run_dir, log)
+        if main:
+            final = {"dataset": config.dataset, "protocol": dataset.protocol, "method": config.method,
+                     "epoch": state["epoch"], "iteration": state["iteration"],
+                     **evaluate_model(engine.model, dataset, config, caches=engine.eval_caches)}
+            runs.write_json(run_dir / runs.FINAL_METRICS_FILE, final)
+            if writer is not None:
+                for key in ("mAP", "rank1"):
+                    writer.add_scalar(f"final/{key}", final[key], state["iteration"])
+        distributed.barrier()
     finally:
         bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
     return run_dir
+
+
+def _join_process_group() -> None:
+    """Under torchrun (WORLD_SIZE > 1) join the process group, unless the caller already did."""
+    if not distributed.is_distributed() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        distributed.init_distributed()
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike | None = None) -> pathlib.Path:
     """Train `config` into a new run folder (default runs/train/<time>-<method>-<dataset>); return it."""
     config = resolve(config)
-    run_dir = pathlib.Path(run_dir) if run_dir is not None else default_run_dir(config)
+    _join_process_group()
+    run_dir = distributed.broadcast_object(pathlib.Path(run_dir) if run_dir is not None else default_run_dir(config))
     if (run_dir / runs.CONFIG_FILE).exists():
         raise FileExistsError(f"{run_dir} already holds a run; continue it with resume({str(run_dir)!r}) "
                               "or choose another run folder")
+    distributed.barrier()  # every rank has looked before rank 0 writes
     dataset = load_dataset(config)
     engine = build_engine(config, dataset)
-    runs.write_json(run_dir / runs.CONFIG_FILE, config_to_dict(config))
-    runs.write_json(run_dir / runs.ENVIRONMENT_FILE,
-                    runs.environment_record(engine.device, engine.amp_dtype, engine.pretrained))
+    if distributed.is_main_process():
+        runs.write_json(run_dir / runs.CONFIG_FILE, config_to_dict(config))
+        environment = runs.environment_record(engine.device, engine.amp_dtype, engine.pretrained)
+        runs.write_json(run_dir / runs.ENVIRONMENT_FILE, {**environment, **_speed_record(engine)})
     return _fit(engine, dataset, run_dir, _fresh_state())
+
+
+def _speed_record(engine: Engine) -> dict:
+    """What environment.json adds about the fast path and DDP."""
+    return {"fast_path": engine.fast, "device_cache": engine.images is not None,
+            "world_size": distributed.get_world_size()}
 
 
 def _checkpoint_config(checkpoint: dict) -> TrainConfig:
@@ -907,15 +1126,19 @@ def resume(run_dir: str | os.PathLike, **overrides: typing.Any) -> pathlib.Path:
         raise FileNotFoundError(f"{run_dir} is not a readnet run folder ({runs.CONFIG_FILE} is missing)")
     checkpoint = runs.load_checkpoint(checkpoint_path)
     config = resolve(replace(_checkpoint_config(checkpoint), **overrides))
+    _join_process_group()
     dataset = load_dataset(config)
     engine = build_engine(config, dataset, pretrained=False)
     state = _restore(engine, checkpoint)
-    runs.write_json(run_dir / runs.CONFIG_FILE, config_to_dict(config))
-    environment = runs.read_json(run_dir / runs.ENVIRONMENT_FILE) if (run_dir / runs.ENVIRONMENT_FILE).is_file() else {}
-    now = runs.environment_record(engine.device, engine.amp_dtype, environment.get("pretrained", engine.pretrained))
-    now["resumes"] = environment.get("resumes", []) + [{"iteration": state["iteration"],
-                                                        "time": datetime.datetime.now().isoformat(timespec="seconds")}]
-    runs.write_json(run_dir / runs.ENVIRONMENT_FILE, now)
+    if distributed.is_main_process():
+        runs.write_json(run_dir / runs.CONFIG_FILE, config_to_dict(config))
+        environment = (runs.read_json(run_dir / runs.ENVIRONMENT_FILE)
+                       if (run_dir / runs.ENVIRONMENT_FILE).is_file() else {})
+        now = runs.environment_record(engine.device, engine.amp_dtype, environment.get("pretrained", engine.pretrained))
+        now.update(_speed_record(engine))
+        now["resumes"] = environment.get("resumes", []) + [{"iteration": state["iteration"],
+                                                            "time": datetime.datetime.now().isoformat(timespec="seconds")}]
+        runs.write_json(run_dir / runs.ENVIRONMENT_FILE, now)
     return _fit(engine, dataset, run_dir, state)
 
 
@@ -927,7 +1150,7 @@ def load_checkpoint_model(path: str | os.PathLike, data_root: str | None = None,
     overrides = {key: value for key, value in (("data_root", data_root), ("device", device)) if value is not None}
     config = resolve(replace(config, **overrides))
     dataset = load_dataset(config)
-    engine = build_engine(config, dataset, pretrained=False)
+    engine = build_engine(config, dataset, pretrained=False, for_training=False)
     engine.model.load_state_dict(checkpoint["model"])
     engine.model.eval()
     return engine.model, config, dataset
@@ -1133,9 +1356,14 @@ def cli_train(argv: list[str]) -> int:
         config = resolve(preset(args.preset, **overrides))
     except ValueError as error:
         parser.error(str(error))
-    run_dir = train(config, args.run_dir)
-    print(f"run folder: {run_dir}")
-    _print_metrics(runs.read_json(run_dir / runs.FINAL_METRICS_FILE))
+    main = int(os.environ.get("RANK", "0")) == 0  # read before the process group is left
+    try:
+        run_dir = train(config, args.run_dir)
+    finally:
+        distributed.cleanup()
+    if main:
+        print(f"run folder: {run_dir}")
+        _print_metrics(runs.read_json(run_dir / runs.FINAL_METRICS_FILE))
     return 0
 
 
@@ -1163,10 +1391,15 @@ def cli_resume(argv: list[str]) -> int:
                         help=f"steering overrides: {', '.join(RESUMABLE_OVERRIDES)}")
     args = parser.parse_args(argv)
     overrides = _overrides_or_exit(parser, args.set)
+    main = int(os.environ.get("RANK", "0")) == 0
     try:
         run_dir = resume(args.run, **overrides)
     except ValueError as error:
         parser.error(str(error))
+    finally:
+        distributed.cleanup()
+    if not main:
+        return 0
     print(f"run folder: {run_dir}")
     _print_metrics(runs.read_json(run_dir / runs.FINAL_METRICS_FILE))
     return 0

@@ -119,9 +119,8 @@ class DeviceImageCache:
         self.images, self.pids, self.camids = images, pids.to(images.device), camids.to(images.device)
         self.dtype, self.channels_last = dtype, channels_last
         shape = (1, 3, 1, 1)
-        # Folding the 1/255 into mean and std turns normalisation into one sub and one div.
-        self.mean = torch.tensor(IMAGENET_MEAN, device=images.device).mul(255).view(shape)
-        self.std = torch.tensor(IMAGENET_STD, device=images.device).mul(255).view(shape)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(shape)
+        self.std = torch.tensor(IMAGENET_STD, device=images.device).view(shape)
 
     @classmethod
     def from_records(
@@ -159,8 +158,9 @@ class DeviceImageCache:
         return indices.to(self.device)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, 3, H, W] -> ImageNet-normalised ``dtype`` (computed in float32)."""
-        out = images.float().sub_(self.mean).div_(self.std).to(self.dtype)
+        """uint8 [B, 3, H, W] -> ImageNet-normalised ``dtype`` (computed in float32 with the
+        operations of ToTensor + Normalize, so the values equal the DataLoader pipeline's bit for bit)."""
+        out = images.float().div_(255).sub_(self.mean).div_(self.std).to(self.dtype)
         return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
 
     def batch(

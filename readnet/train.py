@@ -89,6 +89,7 @@ CHOICES = {
     "expat_variant": losses.EXPAT_VARIANTS,
     "adversary_batches": ("separate", "shared"),
     "neck": models.NECKS,
+    "backbone": tuple(models.BACKBONES),
     "schedule_unit": ("epoch", "iteration"),
     "eval_metric": ("euclidean", "cosine", "angular"),
     "test_feature": ("after", "before"),
@@ -124,6 +125,7 @@ class TrainConfig:
     discriminator_dropout: float = 0.5
     # model
     neck: str = "none"
+    backbone: str = "resnet50"  # both papers; "resnet18"/"resnet34" let a CPU-only demo learn in minutes
     last_stride: int = 2
     pretrained: bool | str = True
     # batches and augmentation
@@ -589,10 +591,10 @@ def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained
     num_classes = dataset.num_train_pids if (config.id_loss_weight > 0 or method.cross_modal) else None
     if method.cross_modal:
         model = models.build_model("cross_modal", num_classes=num_classes, last_stride=config.last_stride,
-                                   pretrained=requested)
+                                   pretrained=requested, backbone=config.backbone)
     else:
         model = models.build_model("reid", num_classes=num_classes, neck=config.neck, last_stride=config.last_stride,
-                                   pretrained=requested, test_feature=config.test_feature)
+                                   pretrained=requested, test_feature=config.test_feature, backbone=config.backbone)
     model.to(device)
     fused = fast and device.type == "cuda"  # Adam's update for all parameters in a few kernels (CUDA only)
     optimizers = {"extractor": torch.optim.Adam(_parameter_groups(model, config), fused=fused or None)}
@@ -1180,6 +1182,7 @@ class MnistConfig:
     w1: float = 1e-3
     embedding_dim: int = 2
     stem_stride: int = 1  # 2 runs ResNet-18's layer1 at 14x14: about 4x cheaper on a CPU (models.MnistNet)
+    recalibrate_batchnorm: bool = True  # re-estimate BN statistics with the final weights before embedding
     data_root: str | None = None  # folder with MNIST IDX files; None or missing -> scikit-learn digits
     download: bool = False
     epochs: int = 1
@@ -1282,9 +1285,32 @@ def train_mnist(config: MnistConfig, data: MnistData | None = None) -> tuple[nn.
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total, steps = total + float(loss), steps + 1
+            total, steps = total + loss.item(), steps + 1
         history["loss"].append(total / steps)
+    if config.recalibrate_batchnorm:
+        recalibrate_batchnorm(model, data.train_images, config.batch_size, device)
     return model.eval().cpu(), history
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> None:
+    """Re-estimate every BatchNorm's running statistics on ``images`` with the final weights.
+
+    After a few hundred steps the exponential running averages still carry the statistics of the
+    early weights, which skews eval-mode embeddings (Fig. 1 trains that briefly on a CPU); a
+    cumulative average (momentum=None) over one pass fixes that without touching the weights.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    for start in range(0, len(images), batch_size):
+        model(images[start:start + batch_size].to(device))
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.eval()
 
 
 @torch.no_grad()

@@ -204,3 +204,24 @@ def test_mnist_reads_the_real_subset(shared_mnist):
     data = train.load_mnist_data(config)
     assert data.source.startswith("MNIST subset") and len(data.train_labels) == 100
     assert set(data.train_labels.tolist()) == set(range(10))
+
+
+def test_recalibrated_batchnorm_holds_the_final_weights_statistics():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    images = torch.randn(40, 1, 4, 4) * 3 + 5
+    train.recalibrate_batchnorm(model, images, batch_size=10, device=torch.device("cpu"))
+    conv_out = model[0](images)
+    norm = model[1]
+    assert torch.allclose(norm.running_mean, conv_out.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert norm.momentum == 0.1 and not model.training
+
+
+def test_smaller_backbone_option_reaches_the_model_and_discriminator(data_root):
+    config = tiny("acn", data_root, backbone="resnet18")
+    dataset = train.load_dataset(config)
+    engine = train.build_engine(config, dataset)
+    assert engine.model.feature_dim == 512
+    assert train.train_step(engine, first_batch(engine, dataset), 0)
+    with pytest.raises(ValueError, match="backbone"):
+        tiny("basel", data_root, backbone="vgg16")

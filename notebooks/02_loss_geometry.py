@@ -23,7 +23,7 @@ margin_angular = 0.08
 margin_expat = 1.0
 grid_size = 121
 gradient_points = 200
-out_dir = "figures"
+output_dir = "figures"
 show_slider = True
 
 # %%
@@ -39,7 +39,7 @@ from readnet import plots
 
 # %%
 surface = plots.loss_surface_figure(grid_size, margin_euclidean, margin_angular, margin_expat)
-plots.save_figure(surface, "02_loss_surfaces", out_dir)
+plots.save_figure(surface, "02_loss_surfaces", output_dir)
 surface
 
 # %% [markdown]
@@ -50,7 +50,7 @@ surface
 
 # %%
 gradients = plots.loss_gradient_figure(gradient_points, margin_euclidean, margin_angular, margin_expat)
-plots.save_figure(gradients, "02_loss_gradients", out_dir)
+plots.save_figure(gradients, "02_loss_gradients", output_dir)
 gradients
 
 # %% [markdown]

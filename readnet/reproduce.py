@@ -35,9 +35,8 @@ from readnet.runs import write_text
 
 KERNEL_NAME = "python3"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.py"
-# The runner points a notebook's figures folder parameter at <run>/figures. `output_dir` is the
-# name notebooks should use; `out_dir` is accepted too (notebook 02 declares that one).
-FIGURES_PARAMETERS = ("output_dir", "out_dir")
+# The runner points every notebook's figures folder parameter at <run>/figures.
+FIGURES_PARAMETER = "output_dir"
 
 
 @dataclass(frozen=True)
@@ -438,7 +437,8 @@ def reproduce(
     log(f"readnet reproduce: profile {config.profile}, {len(selected)} notebook(s) -> {run_dir}")
     for number, source in selected.items():
         parameters = resolved[number]
-        parameters.update({k: str(figures.resolve()) for k in FIGURES_PARAMETERS if k in declared[number]})
+        if FIGURES_PARAMETER in declared[number]:
+            parameters[FIGURES_PARAMETER] = str(figures.resolve())
         log(f"[{source.stem}] running with {parameters}")
         result = execute_notebook(source, parameters, run_dir, cell_timeout_s=timeout, kernel_name=config.kernel_name)
         report.results.append(result)

@@ -13,7 +13,7 @@ def test_notebook_02_writes_figures(repo_root, tmp_path):
     papermill.execute_notebook(
         str(notebook),
         str(tmp_path / "02_loss_geometry.out.ipynb"),
-        parameters={"grid_size": 9, "gradient_points": 5, "out_dir": str(figures), "show_slider": False},
+        parameters={"grid_size": 9, "gradient_points": 5, "output_dir": str(figures), "show_slider": False},
         kernel_name="python3",
         cwd=str(tmp_path),
         progress_bar=False,

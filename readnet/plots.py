@@ -13,7 +13,6 @@ import functools
 import math
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from matplotlib.figure import Figure
 
 from readnet import losses
 from readnet.losses import TripletLoss
+from readnet.runs import atomic_write, write_text
 
 FIGURE_FORMATS = ("png", "pdf")
 
@@ -43,14 +43,8 @@ def save_figure(fig: Figure, stem: str, out_dir: str | os.PathLike = "figures") 
         target = out / f"{stem}.{fmt}"
         # Fixed PDF metadata keeps re-runs byte-identical for version control.
         metadata = {"CreationDate": None} if fmt == "pdf" else None
-        handle, tmp = tempfile.mkstemp(dir=out, prefix=f".{stem}.", suffix=f".{fmt}.tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                fig.savefig(stream, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
-            os.replace(tmp, target)
-        except BaseException:
-            pathlib.Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, lambda stream: fig.savefig(stream, format=fmt, dpi=150, bbox_inches="tight",
+                                                        metadata=metadata))
         paths.append(target)
     return tuple(paths)
 
@@ -291,7 +285,6 @@ def save_table(frame, stem: str, out_dir: str | os.PathLike = "figures") -> tupl
     The runner's summary collects every CSV with a `paper` column as a table against the papers.
     """
     from readnet.reproduce import markdown_table
-    from readnet.runs import write_text
 
     if not stem or pathlib.Path(stem).name != stem:
         raise ValueError(f"stem must be a bare file name without folders, got {stem!r}")

@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from readnet.runs import write_text
+from readnet.runs import atomic_write, write_text
 
 KERNEL_NAME = "python3"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.py"
@@ -461,10 +460,8 @@ def copy_figures(source: Path, target: Path) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     copied = []
     for path in sorted(p for p in source.iterdir() if p.is_file()):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=target)
-        os.close(fd)
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target / path.name)
+        with path.open("rb") as source_file:
+            atomic_write(target / path.name, lambda stream: shutil.copyfileobj(source_file, stream))
         copied.append(target / path.name)
     return copied
 

@@ -46,7 +46,7 @@ class CheckpointError(ValueError):
     """A file that is not a readnet checkpoint of a version this code reads."""
 
 
-def _atomic_write(path: pathlib.Path, write: typing.Callable[[typing.BinaryIO], None]) -> None:
+def atomic_write(path: pathlib.Path, write: typing.Callable[[typing.BinaryIO], None]) -> None:
     """Let `write` fill a temporary file beside `path`, then move it into place with os.replace."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def _atomic_write(path: pathlib.Path, write: typing.Callable[[typing.BinaryIO], 
 
 def write_text(path: pathlib.Path, text: str) -> None:
     """Write `text` to `path` atomically (temporary file, then os.replace)."""
-    _atomic_write(pathlib.Path(path), lambda handle: handle.write(text.encode("utf-8")))
+    atomic_write(pathlib.Path(path), lambda handle: handle.write(text.encode("utf-8")))
 
 
 def write_json(path: pathlib.Path, obj: Any) -> None:
@@ -154,7 +154,7 @@ def restore_rng(state: dict, generators: dict[str, torch.Generator]) -> None:
 def save_checkpoint(path: pathlib.Path, payload: dict) -> None:
     """Write a readnet checkpoint atomically; `payload` must hold only weights_only-safe values."""
     checkpoint = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **payload}
-    _atomic_write(pathlib.Path(path), lambda handle: torch.save(checkpoint, handle))
+    atomic_write(pathlib.Path(path), lambda handle: torch.save(checkpoint, handle))
 
 
 def load_checkpoint(path: pathlib.Path, map_location: str | torch.device = "cpu") -> dict:

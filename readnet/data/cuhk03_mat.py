@@ -8,13 +8,13 @@ the protocol authors, so the splits hold 7,368 / 1,400 / 5,328 (labeled) and
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
-import tempfile
 
 import numpy as np
+
+from readnet.runs import atomic_write, write_json
 
 VARIANTS = ("labeled", "detected")
 CONFIG_NAME = "cuhk03_new_protocol_config_{variant}.mat"
@@ -53,16 +53,7 @@ def camera_id(name: str) -> int:
 def _write_png_atomic(image: np.ndarray, path: pathlib.Path) -> None:
     from PIL import Image
 
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
-def write_json_atomic(obj: object, path: pathlib.Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(obj, handle)
-    os.replace(tmp, path)
+    atomic_write(path, lambda stream: Image.fromarray(np.ascontiguousarray(image)).save(stream, format="PNG"))
 
 
 def extract_images(mat, variant: str, image_dir: pathlib.Path) -> set[str]:
@@ -151,5 +142,5 @@ def convert_cuhk03(mat_path: str | os.PathLike, config_dir: str | os.PathLike, o
                 raise ValueError(f"{mat_path} has no {variant!r} group; is it the official cuhk-03.mat? {SOURCE}")
             names = extract_images(mat, variant, out / f"images_{variant}")
             split = split_from_config(configs[variant], variant, names)
-            write_json_atomic(split, out / f"splits_new_{variant}.json")
+            write_json(out / f"splits_new_{variant}.json", split)
     return out

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from torchvision.transforms import functional as TF
 
 from readnet.data import IMAGENET_MEAN, IMAGENET_STD, Record, read_image
+from readnet.runs import atomic_write
 
 
 def _decode(path: str, height: int, width: int) -> np.ndarray:
@@ -85,15 +85,7 @@ def load_or_decode(
         if isinstance(images, torch.Tensor) and images.shape == (len(paths), 3, height, width):
             return images
     images = decode_images(paths, height, width, num_threads)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(images, temporary)
-        os.replace(temporary, cache_file)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    atomic_write(cache_file, lambda stream: torch.save(images, stream))
     return images
 
 

@@ -7,8 +7,8 @@ On by default where a GPU is present (``TrainConfig.fast_path=None``); each part
 - augmentation on the device (:func:`augment_on_device`) from a ``torch.Generator`` there;
 - bf16 autocast (``amp``), ``channels_last``, optionally ``torch.compile`` and CUDA graphs;
 - losses accumulated as device tensors (:class:`LossLog`) and read every ``log_every`` steps,
-  with mining and cross-entropy variants that skip the input checks that would read values
-  back to the host (:func:`pk_batch_hard`, :func:`smoothed_cross_entropy`).
+  with mining (``mining.batch_hard(..., validate=False)``) and cross-entropy
+  (:func:`smoothed_cross_entropy`) that skip the input checks that would read values back to the host.
 
 A NaN or inf loss is therefore found at the next log point, not in its own step: the run stops
 there, naming the first bad iteration, and the last checkpoint (always written after a check)
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from readnet import distributed, mining
+from readnet import distributed
 from readnet.data import IMAGENET_MEAN, IMAGENET_STD, Record
 from readnet.data.device_cache import DeviceImageCache
 
@@ -142,30 +142,6 @@ def extract_cached_features(model: nn.Module, cache: DeviceImageCache, modality:
 
 
 # --- sync-free losses ----------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def _hardest(distances: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor):
-    far = distances.masked_fill(~positive, float("-inf")).argmax(1)
-    near = distances.masked_fill(~negative, float("inf")).argmin(1)
-    return torch.arange(len(distances), device=distances.device), far, near
-
-
-def pk_batch_hard(features: torch.Tensor, labels: torch.Tensor, metric: str):
-    """mining.batch_hard for a PK batch. With P >= 2 and K >= 2 (validated with the config) every
-    anchor has a positive and a negative, so batch_hard's checks, which read tensors back to the
-    host, are left out: the same triplets, anchors in order."""
-    same = labels[:, None] == labels[None, :]
-    itself = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    distances = mining.pairwise_distance_matrix(features.detach(), features.detach(), metric)
-    return _hardest(distances, same & ~itself, ~same)
-
-
-def pk_cross_modal_batch_hard(feat_a: torch.Tensor, labels_a: torch.Tensor, feat_b: torch.Tensor,
-                              labels_b: torch.Tensor, metric: str):
-    """mining.cross_modal_batch_hard for cross-modal PK batches (K per modality), without its checks."""
-    same = labels_a[:, None] == labels_b[None, :]
-    return _hardest(mining.pairwise_distance_matrix(feat_a.detach(), feat_b.detach(), metric), same, ~same)
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, epsilon: float) -> torch.Tensor:

@@ -50,9 +50,17 @@ def _check_batch(features: Tensor, labels: Tensor, features_name: str, labels_na
 
 
 def _hardest(
-    distances: Tensor, positive: Tensor, negative: Tensor, who: str
+    distances: Tensor, positive: Tensor, negative: Tensor, who: str, validate: bool = True
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """TriNet batch-hard choice: farthest positive, nearest negative per anchor row."""
+    """TriNet batch-hard choice: farthest positive, nearest negative per anchor row.
+
+    ``validate=False`` skips the checks below, which read tensors back to the host, and keeps every
+    anchor: only for batches where each anchor has a positive and a negative (PK, P >= 2, K >= 2).
+    """
+    far = distances.masked_fill(~positive, float("-inf")).argmax(1)
+    near = distances.masked_fill(~negative, float("inf")).argmin(1)
+    if not validate:
+        return torch.arange(len(distances), device=distances.device), far, near
     if not negative.any():
         raise ValueError(f"{who}: the batch holds a single identity, so no anchor has a negative")
     if not positive.any():
@@ -60,42 +68,45 @@ def _hardest(
     valid = positive.any(1) & negative.any(1)
     if not valid.any():
         raise ValueError(f"{who}: no anchor has both a positive and a negative")
-    far = distances.masked_fill(~positive, float("-inf")).argmax(1)
-    near = distances.masked_fill(~negative, float("inf")).argmin(1)
     anchors = valid.nonzero().squeeze(1)
     return anchors, far[anchors], near[anchors]
 
 
 @torch.no_grad()
-def batch_hard(features: Tensor, labels: Tensor, metric: str = "euclidean") -> tuple[Tensor, Tensor, Tensor]:
+def batch_hard(
+    features: Tensor, labels: Tensor, metric: str = "euclidean", *, validate: bool = True
+) -> tuple[Tensor, Tensor, Tensor]:
     """Batch-hard mining (Hermans et al. 2017, TriNet; ReadNet Alg. 1 line 6).
 
     For every anchor: the positive at the largest distance (itself excluded) and the
     negative at the smallest. Anchors without a positive or a negative are left out.
     Returns (anchor_idx, pos_idx, neg_idx) LongTensors into ``features``.
+    ``validate=False`` (the GPU fast path, on PK batches) skips the checks that read values back
+    to the host; see :func:`_hardest`.
     """
     _check_batch(features, labels, "features", "labels")
     same = labels[:, None] == labels[None, :]
     itself = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     distances = pairwise_distance_matrix(features, features, metric)
-    return _hardest(distances, same & ~itself, ~same, "batch_hard")
+    return _hardest(distances, same & ~itself, ~same, "batch_hard", validate)
 
 
 @torch.no_grad()
 def cross_modal_batch_hard(
-    feat_a: Tensor, labels_a: Tensor, feat_b: Tensor, labels_b: Tensor, metric: str = "cosine"
+    feat_a: Tensor, labels_a: Tensor, feat_b: Tensor, labels_b: Tensor, metric: str = "cosine",
+    *, validate: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Batch-hard mining across modalities (expAT eq. 10): anchors from ``feat_a``,
     their hardest positive and hardest negative from ``feat_b``.
 
     Returns (a_idx into feat_a, p_idx into feat_b, n_idx into feat_b). Call it twice,
-    with the modalities swapped, for the two directions of expAT.
+    with the modalities swapped, for the two directions of expAT. ``validate`` as in :func:`batch_hard`.
     """
     _check_batch(feat_a, labels_a, "feat_a", "labels_a")
     _check_batch(feat_b, labels_b, "feat_b", "labels_b")
     same = labels_a[:, None] == labels_b[None, :]
     distances = pairwise_distance_matrix(feat_a, feat_b, metric)
-    return _hardest(distances, same, ~same, "cross_modal_batch_hard")
+    return _hardest(distances, same, ~same, "cross_modal_batch_hard", validate)
 
 
 def _sample_without_replacement(total: int, count: int, generator: torch.Generator | None) -> Tensor:

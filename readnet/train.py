@@ -685,10 +685,9 @@ def _check_finite(terms: dict[str, torch.Tensor], iteration: int) -> dict[str, f
 def metric_loss(config: TrainConfig, features: torch.Tensor, pids: torch.Tensor, sync_free: bool = False) -> torch.Tensor:
     """Batch-hard triplets (Algorithm 1 line 6) scored by the method's loss: L_ori (eq. 5) on raw
     features, ATL (eq. 9: angles of normalised features + w1 L_reg on raw ones) or expAT (eq. 10).
-    `sync_free` mines with fast_path.pk_batch_hard (same triplets on PK batches, no host read-back)."""
+    `sync_free` mines without batch_hard's host-side checks (PK batches: the same triplets)."""
     kind = METHODS[config.method].metric_loss
-    miner = fast_path.pk_batch_hard if sync_free else mining.batch_hard
-    a, p, n = miner(features, pids, MINING_METRIC[kind])
+    a, p, n = mining.batch_hard(features, pids, MINING_METRIC[kind], validate=not sync_free)
     if kind == "original":
         return losses.original_triplet(features[a], features[p], features[n], config.margin)
     if kind == "angular":
@@ -757,9 +756,9 @@ def _cross_modal_terms(engine: Engine, batch: Batch) -> tuple[torch.Tensor, dict
     out_rgb, out_ir = _forward(engine, batch.images[rgb], "rgb"), _forward(engine, batch.images[ir], "ir")
     f_rgb, f_ir = out_rgb.triplet_feature.float(), out_ir.triplet_feature.float()
     l_rgb, l_ir = batch.pids[rgb], batch.pids[ir]
-    miner = fast_path.pk_cross_modal_batch_hard if engine.sync_free else mining.cross_modal_batch_hard
-    a, p, n = miner(f_rgb, l_rgb, f_ir, l_ir, "cosine")
-    a2, p2, n2 = miner(f_ir, l_ir, f_rgb, l_rgb, "cosine")
+    validate = not engine.sync_free
+    a, p, n = mining.cross_modal_batch_hard(f_rgb, l_rgb, f_ir, l_ir, "cosine", validate=validate)
+    a2, p2, n2 = mining.cross_modal_batch_hard(f_ir, l_ir, f_rgb, l_rgb, "cosine", validate=validate)
     cross_entropy = _cross_entropy(engine)
     terms = {
         "exp_angular": losses.bidirectional_exp_angular_triplet(

@@ -120,23 +120,29 @@ class TrainingImages:
     def batch(self, indices: torch.Tensor, config: TrainConfig, generator: torch.Generator):
         """(images, pids, camids, modality) of ``indices``, augmented on the device."""
         images, pids, camids = self.cache.batch(indices, flip_p=0.0)
-        return augment_on_device(images, config, generator), pids, camids, self.modality.index_select(0, indices)
+        images = augment_on_device(images, config, generator)
+        if config.channels_last:  # the model's layout, so conv1 does not convert it every step
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, pids, camids, self.modality.index_select(0, indices)
 
 
 @torch.no_grad()
 def extract_cached_features(model: nn.Module, cache: DeviceImageCache, modality: torch.Tensor | None,
                             batch_size: int, amp_dtype: torch.dtype | None) -> torch.Tensor:
     """Test features (float32, on the cache's device) of every cached image, in order; the test
-    transform is the cache's resize + normalisation, as build_transform(train=False) does."""
+    transform is the cache's resize + normalisation, as build_transform(train=False) does.
+    Every batch has ``batch_size`` images (the last one padded by repeating its final index and
+    trimmed after), so a compiled model sees one shape and never recompiles."""
     was_training = model.training
     model.eval()
     features = []
-    for start in range(0, len(cache), batch_size):
-        indices = torch.arange(start, min(start + batch_size, len(cache)), device=cache.device)
+    count = len(cache)
+    for start in range(0, count, batch_size):
+        indices = torch.arange(start, start + batch_size, device=cache.device).clamp_(max=count - 1)
         images, _, _ = cache.batch(indices, flip_p=0.0)
         with torch.autocast(cache.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             output = model(images) if modality is None else model(images, modality.index_select(0, indices))
-        features.append(output.feature.float())
+        features.append(output.feature.float()[:min(batch_size, count - start)])
     model.train(was_training)
     return torch.cat(features)
 
@@ -201,11 +207,20 @@ class LossLog:
 
 
 def prepare_model(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
-    """channels_last, then torch.compile in place (parameter names unchanged, so checkpoints
-    stay plain). ``cuda_graphs`` compiles with mode 'reduce-overhead', which replays the
-    compiled steps as CUDA graphs (on CUDA only)."""
+    """channels_last, and cuDNN's autotuner on CUDA (the fast path's shapes are fixed, so the
+    one-off search per shape pays back within a few steps)."""
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return model
+
+
+def compile_model(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
+    """torch.compile in place (parameter names unchanged, so checkpoints stay plain). Called on
+    the module as steps call it, i.e. after the DDP wrap, so DDP's all-reduce can still overlap
+    the backward pass. ``cuda_graphs`` compiles with mode 'reduce-overhead', which replays the
+    compiled steps as CUDA graphs (on CUDA only)."""
     if config.compile or config.cuda_graphs:
         if config.cuda_graphs and device.type != "cuda":
             raise ValueError("cuda_graphs=True needs a CUDA device; set cuda_graphs=false on the CPU")

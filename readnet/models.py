@@ -239,10 +239,15 @@ class ModalityEmbedders(nn.Module):
             return self.embedders[modality](x)
         if modality.shape != (x.shape[0],):
             raise ValueError(f"modality ids must have shape ({x.shape[0]},), got {tuple(modality.shape)}")
+        if not self.training:
+            # Running statistics make each row independent of the others: apply both BNs and
+            # pick per row, with no boolean indexing (no host synchronisation, no graph break).
+            rgb, ir = (self.embedders[name](x) for name in MODALITIES)
+            return torch.where((modality == MODALITIES.index("ir"))[:, None], ir, rgb)
         out = torch.empty_like(x)
         for index, name in enumerate(MODALITIES):
             mask = modality == index
-            if mask.any():
+            if mask.any():  # batch statistics must come from each modality's own rows
                 out[mask] = self.embedders[name](x[mask])
         return out
 

@@ -152,7 +152,7 @@ class TrainConfig:
     eval_metric: str = "euclidean"
     test_feature: str = "after"
     eval_every: int = 0
-    eval_batch_size: int = 128
+    eval_batch_size: int = 512
     eval_trials: int = 10
     # run control
     device: str = "auto"
@@ -625,6 +625,8 @@ def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained
                 records, _ = _train_records(dataset, method)
                 engine.images = fast_path.TrainingImages(records, config, device, dtype or torch.float32)
         engine.train_model = distributed.wrap_ddp(model, device)
+        if fast:
+            fast_path.compile_model(engine.train_model, config, device)
         engine.train_discriminator = None if discriminator is None else distributed.wrap_ddp(discriminator, device)
         engine.train_center = None if center is None else distributed.wrap_ddp(center, device)
     return engine

@@ -174,7 +174,7 @@ def test_fast_path_flags_are_validated_and_steer_resume_only():
     assert {"log_every", "compile", "cuda_graphs", "device_cache"} <= set(train.RESUMABLE_OVERRIDES)
     assert "fast_path" not in train.RESUMABLE_OVERRIDES
     with pytest.raises(ValueError, match="cuda_graphs"):
-        fast_path.prepare_model(torch.nn.Linear(2, 2), replace(PRESETS["basel"], cuda_graphs=True),
+        fast_path.compile_model(torch.nn.Linear(2, 2), replace(PRESETS["basel"], cuda_graphs=True),
                                 torch.device("cpu"))
     assert not fast_path.enabled(PRESETS["basel"], torch.device("cpu"))
     assert fast_path.enabled(PRESETS["basel"], torch.device("cuda"))

@@ -174,6 +174,7 @@ def stage_smoke(args, scale: Scale) -> dict:
     for name in ("basel", "atl", "acn", "atl_acn", "expat_cross_modal", "plain"):
         preset = {"plain": "basel"}.get(name, name)
         overrides = {"fast_path": False} if name == "plain" else {}
+        overrides["p"] = min(scale.p, 8)  # the tiny sets hold 12 (Market) and 16 (SYSU) training ids
         config = base_config(preset, root, scale, **overrides)
         if name == "expat_cross_modal":
             config = replace(config, dataset="sysu_mm01")

@@ -7,9 +7,26 @@ Modules, one per concept:
   evaluation  distances, CMC/mAP, SYSU-MM01 and RegDB protocols
   models      ResNet backbones, heads, camera discriminator, MNIST net
   train       typed configs, presets, the training engine and run folders
+  precision   float32 islands under autocast; when CPU bf16 is safe
   plots       figures shared by the notebooks
   published   the papers' published numbers
   reproduce   the papermill notebook runner
 """
 
+import os as _os
+import sys as _sys
+
 __version__ = "0.1.0"
+
+# Cap oneDNN (torch's CPU convolution/matmul library) below AMX before anything imports torch.
+# Its multi-threaded AMX-BF16 kernels gave NaN or wrong losses for ResNet-50 training steps under
+# CPU bf16 autocast. oneDNN reads the variable once, at its first use, so it must be set before
+# torch runs a kernel. AMX serves only bf16/int8 (fp16 on newer chips): float32 speed is unaffected.
+# A value set by the user is kept.
+ONEDNN_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"
+ONEDNN_ISA_PIN = "AVX512_CORE_BF16"
+_os.environ.setdefault(ONEDNN_ISA_VARIABLE, ONEDNN_ISA_PIN)
+ONEDNN_ISA_AT_IMPORT = _os.environ[ONEDNN_ISA_VARIABLE]
+# torch was imported before readnet: oneDNN may have read the variable already, so the cap may
+# not have taken effect (readnet.precision then refuses CPU bf16 on AMX CPUs).
+TORCH_IMPORTED_BEFORE_PIN = "torch" in _sys.modules

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from readnet.mining import METRICS, pairwise_distance_matrix
+from readnet.precision import float32
 
 CMC_CONVENTIONS = ("standard", "official")
 SYSU_MODES = ("all", "indoor")
@@ -72,14 +73,16 @@ def _as_features(values, name: str, device: torch.device | None = None) -> Tenso
     return features if features.is_floating_point() else features.float()
 
 
+@float32
 def pairwise_distance(
     x, y, metric: str = "euclidean", chunk_size: int = 2048, dtype: torch.dtype | None = None
 ) -> Tensor:
     """[M, N] distances between the rows of x [M, d] and y [N, d], `chunk_size` rows of x at a time.
 
     "euclidean": ||x - y||; "cosine": 1 - cos(theta); "angular": theta = arccos of the cosine
-    clamped as in ReadNet §3.2. Computed on x's device; `dtype` (e.g. torch.float32) sets the
-    output type, which halves the memory of a float64 Market-size matrix.
+    clamped as in ReadNet §3.2. Computed on x's device, in float32 or float64 (the wider input
+    type; never bf16, autocast or not); `dtype` (e.g. torch.float32) sets the output type, which
+    halves the memory of a float64 Market-size matrix.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -89,7 +92,7 @@ def pairwise_distance(
     y = _as_features(y, "y", x.device)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same feature size, got {tuple(x.shape)} and {tuple(y.shape)}")
-    compute = torch.promote_types(x.dtype, y.dtype)
+    compute = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
     out = torch.empty(x.shape[0], y.shape[0], dtype=dtype or compute, device=x.device)
     y = y.to(compute)
     with torch.no_grad():
@@ -532,6 +535,7 @@ def evaluate_regdb(
                                        f"matching {direction.replace('_', ' ')}")
 
 
+@float32
 def nearest_class_accuracy(
     train_features, train_labels, test_features, test_labels, metric: str = "angle"
 ) -> float:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from readnet import distributed
+from readnet import distributed, precision
 from readnet.data import IMAGENET_MEAN, IMAGENET_STD, Record
 from readnet.data.device_cache import DeviceImageCache
 
@@ -150,9 +150,11 @@ def extract_cached_features(model: nn.Module, cache: DeviceImageCache, modality:
 # --- sync-free losses ----------------------------------------------------------------------------
 
 
+@precision.float32
 def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, epsilon: float) -> torch.Tensor:
     """losses.label_smoothing_cross_entropy (eq. 11-12) as torch's fused cross_entropy computes it:
-    (1 - eps) CE + eps mean(-log p) is -sum(y_LS log p); no host-side range check of the targets."""
+    (1 - eps) CE + eps mean(-log p) is -sum(y_LS log p); no host-side range check of the targets.
+    Computed in float32, also under autocast."""
     return F.cross_entropy(logits, targets, label_smoothing=epsilon)
 
 

@@ -3,6 +3,10 @@
 Every triplet loss takes un-normalised features ``a, p, n`` of shape [N, d] and
 returns the mean over the N triplets. Mining (which triplets) lives in
 :mod:`readnet.mining`; these functions only score the triplets they are given.
+
+Every public function here computes in float32 under autocast, bf16/fp16 inputs upcast
+(:func:`readnet.precision.float32`): distances, arccos, the expAT exponent, softplus and
+the cross-entropy are too sensitive for bf16.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from readnet.precision import float32
 
 EXPAT_VARIANTS = ("paper", "reference")
 
@@ -40,34 +46,40 @@ def _check_features(**tensors: Tensor) -> None:
             raise ValueError(f"shape mismatch: {names} must have the same [N, d] shape, got {shapes}")
 
 
+@float32
 def euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
     """Row-wise L2 distance ||x - y||, with a finite gradient at x == y (floored sqrt)."""
     squared = (x - y).pow(2).sum(dim=-1)
     return squared.clamp_min(_SQUARED_DISTANCE_FLOOR).sqrt()
 
 
+@float32
 def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
     """Row-wise cos(theta) between x and y (§3.2: the metric once features are normalised)."""
     return (F.normalize(x, dim=-1) * F.normalize(y, dim=-1)).sum(dim=-1)
 
 
+@float32
 def angle_from_cosine(cosine: Tensor, eps: float = 1e-7) -> Tensor:
     """arccos of the cosine truncated to [-1 + eps, 1 - eps] (§3.2, eps = 1e-7).
 
     d arccos(x)/dx = -1/sqrt(1 - x^2) is infinite at |x| = 1, hence the truncation.
-    eps is raised to the dtype's machine epsilon when it is smaller: in float16 or
-    bfloat16 ``1 - 1e-7`` rounds to 1.0 and the gradient would be inf. In float32
-    1 - 1e-7 is representable below 1 (0.99999988) and the paper's value holds.
+    bf16/fp16 cosines are upcast to float32, as in every function here: in bf16 or fp16
+    ``1 - 1e-7`` rounds to 1.0, where the gradient is inf; in float32 it is representable
+    below 1 (0.99999988) and the paper's value holds. eps is never below the dtype's
+    machine epsilon.
     """
     eps = max(eps, torch.finfo(cosine.dtype).eps)
     return torch.arccos(cosine.clamp(-1.0 + eps, 1.0 - eps))
 
 
+@float32
 def angle(x: Tensor, y: Tensor, eps: float = 1e-7) -> Tensor:
     """Row-wise angle theta between x and y in radians, the ATL metric (§3.2)."""
     return angle_from_cosine(cosine_similarity(x, y), eps)
 
 
+@float32
 def original_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float | None) -> Tensor:
     """L_ori, ReadNet eq. 5: mean of [D(a,p) - D(a,n) + m]_+ with Euclidean D.
 
@@ -81,12 +93,14 @@ def original_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float | None) -> T
     return F.relu(gap + margin).mean()
 
 
+@float32
 def cosine_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float) -> Tensor:
     """L_1, ReadNet eq. 6: mean of [cos(theta_an) - cos(theta_ap) + m]_+."""
     _check_features(a=a, p=p, n=n)
     return F.relu(cosine_similarity(a, n) - cosine_similarity(a, p) + margin).mean()
 
 
+@float32
 def arc_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float) -> Tensor:
     """L_2, ReadNet eq. 7: mean of [cos(theta_an) - cos(theta_ap + m)]_+ (ArcFace-style margin).
 
@@ -97,11 +111,13 @@ def arc_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float) -> Tensor:
     return F.relu(cosine_similarity(a, n) - torch.cos(angle(a, p) + margin)).mean()
 
 
+@float32
 def feature_norm_regularizer(a: Tensor, p: Tensor, n: Tensor) -> Tensor:
     """L_reg, ReadNet eq. 10: (1/3) sum over x in {a, p, n} of ||x||_2, per triplet."""
     return (a.norm(dim=-1) + p.norm(dim=-1) + n.norm(dim=-1)) / 3.0
 
 
+@float32
 def angular_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float, w1: float = 1e-3) -> Tensor:
     """L_atl, ReadNet eq. 9: L_emb (eq. 8, [theta_ap - theta_an + m]_+) + w1 * L_reg (eq. 10).
 
@@ -113,6 +129,7 @@ def angular_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float, w1: float = 
     return (embedding + w1 * feature_norm_regularizer(a, p, n)).mean()
 
 
+@float32
 def exp_angular_triplet(
     a: Tensor, p: Tensor, n: Tensor, margin: float = 1.0, variant: str = "paper"
 ) -> Tensor:
@@ -133,6 +150,7 @@ def exp_angular_triplet(
     raise ValueError(f"variant must be one of {EXPAT_VARIANTS}, got {variant!r}")
 
 
+@float32
 def bidirectional_exp_angular_triplet(
     rgb_a: Tensor,
     ir_p: Tensor,
@@ -164,6 +182,7 @@ def _check_labels(labels: Tensor, batch: int, name: str = "labels") -> None:
         raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
 
 
+@float32
 def center_loss(features: Tensor, labels: Tensor, centers: Tensor) -> Tensor:
     """Center loss (Wen et al. 2016, eq. 2): (1/2) ||x_i - c_{y_i}||^2, mean over the batch.
 
@@ -196,6 +215,7 @@ class CenterLoss(nn.Module):
         return center_loss(features, labels, self.centers)
 
 
+@float32
 def label_smoothing_cross_entropy(logits: Tensor, targets: Tensor, epsilon: float) -> Tensor:
     """L_cam, ReadNet eq. 11-12: -sum_k y_k^LS log p_k with y^LS = y (1 - eps) + eps / K.
 

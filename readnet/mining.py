@@ -2,7 +2,8 @@
 
 Miners run under torch.no_grad and return index tensors only; the caller gathers
 the features and hands them to a loss of :mod:`readnet.losses` (the separation of
-distances, miners and losses of pytorch-metric-learning).
+distances, miners and losses of pytorch-metric-learning). Distances are computed in float32
+under autocast (:func:`readnet.precision.float32`), so bf16 rounding cannot change the choice.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor
 
 from readnet.losses import angle_from_cosine
+from readnet.precision import float32
 
 METRICS = ("euclidean", "cosine", "angular")
 
@@ -19,6 +21,7 @@ METRICS = ("euclidean", "cosine", "angular")
 _RANDPERM_LIMIT = 1 << 22
 
 
+@float32
 def pairwise_distance_matrix(x: Tensor, y: Tensor, metric: str = "euclidean") -> Tensor:
     """[M, N] distances between the rows of x [M, d] and y [N, d].
 
@@ -73,6 +76,7 @@ def _hardest(
 
 
 @torch.no_grad()
+@float32
 def batch_hard(
     features: Tensor, labels: Tensor, metric: str = "euclidean", *, validate: bool = True
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -92,6 +96,7 @@ def batch_hard(
 
 
 @torch.no_grad()
+@float32
 def cross_modal_batch_hard(
     feat_a: Tensor, labels_a: Tensor, feat_b: Tensor, labels_b: Tensor, metric: str = "cosine",
     *, validate: bool = True,

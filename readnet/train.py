@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from readnet import data as reid_data
-from readnet import distributed, evaluation, fast_path, losses, mining, models, runs
+from readnet import distributed, evaluation, fast_path, losses, mining, models, precision, runs
 from readnet.data.device_cache import DeviceImageCache
 
 try:
@@ -385,8 +385,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast: on by default on CUDA, off on CPU; `amp` forces it either way."""
+    """bf16 autocast: on by default on CUDA, off on CPU; `amp` forces it either way. CPU bf16 is
+    refused where oneDNN may use its faulty AMX kernels (precision.require_safe_cpu_bf16)."""
     enabled = device.type == "cuda" if config.amp is None else config.amp
+    if enabled and device.type == "cpu":
+        precision.require_safe_cpu_bf16()
     return torch.bfloat16 if enabled else None
 
 
@@ -698,10 +701,12 @@ def metric_loss(config: TrainConfig, features: torch.Tensor, pids: torch.Tensor,
                                       variant=config.expat_variant)
 
 
+@precision.float32
 def camera_loss(engine: Engine, features: torch.Tensor, camids: torch.Tensor,
                 discriminator: nn.Module | None = None) -> torch.Tensor:
     """L_cam (eq. 11-12): label-smoothed camera cross-entropy of D on (normalised, §4.2) features.
-    `discriminator` is D as called (DDP-wrapped in D's own steps); default the bare D."""
+    `discriminator` is D as called (DDP-wrapped in D's own steps); default the bare D. D and the
+    cross-entropy run in float32, also under autocast."""
     if engine.config.normalize_camera_features:
         features = F.normalize(features, dim=1)
     discriminator = engine.discriminator if discriminator is None else discriminator

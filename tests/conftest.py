@@ -1,3 +1,9 @@
+import os
+
+# Before anything imports torch, as `import readnet` does: oneDNN reads this once, at its first use,
+# and it keeps CPU bf16 off oneDNN's AMX kernels, which gave NaN or wrong losses on AMX CPUs.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+
 import pathlib
 
 import pytest

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import pathlib
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import torch
 
 from _results import machine_description, record
 from readnet import fast_path, runs, train
+from readnet.data.device_cache import decode_images
 from readnet.data.synthetic import make_dataset
 
 FULL_RUN_EPOCHS = 600  # ReadNet §4.2
@@ -311,6 +311,16 @@ def stage_throughput(args, scale: Scale) -> dict:
         return {**timed(pipeline, scale.steps), "compile_seconds": round(compile_seconds, 1),
                 "mode": "reduce-overhead (CUDA graphs)" if cuda_graphs else "default"}
 
+    def decode() -> dict:
+        paths = [r.path for r in dataset.train[:2000]]
+        out = {}
+        for threads in (1, os.cpu_count() or 1):
+            started = time.perf_counter()
+            decode_images(paths, config.height, config.width, threads)
+            out[f"threads_{threads}_images_per_second"] = round(len(paths) / (time.perf_counter() - started), 1)
+        return out
+
+    measure("decode", decode)
     measure("conventional", conventional)
     measure("fast_eager", eager)
     measure("acn_fast_eager", acn)
@@ -449,7 +459,7 @@ def summary_markdown(work: pathlib.Path, dry_run: bool) -> str:
     lines = [f"## device check on {gpu}{' (dry run: tiny scale, no figures)' if dry_run else ''}", "",
              f"- date: {env.get('date')}", f"- commit: {env.get('commit')}",
              f"- versions: torch {env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}, "
-             f"python {platform.python_version()}",
+             f"python {env.get('python')}",
              f"- gpu: {gpu}, {env.get('gpu_memory_gib', 'n/a')} GiB, {env.get('multiprocessors', 'n/a')} SMs; "
              f"cpu: {env.get('cpu')}",
              "- command: bash benchmarks/device_check.sh OUT" + (" --dry-run" if dry_run else ""),
@@ -480,6 +490,9 @@ def summary_markdown(work: pathlib.Path, dry_run: bool) -> str:
         if kind in acn:
             lines.append(f"| acn {kind} (fast eager) | {_fmt(acn[kind]['images_per_second'])} | "
                          f"{_fmt(acn[kind]['seconds_per_step'], 4)} | | | |")
+    if "threads_1_images_per_second" in speed.get("decode", {}):
+        lines += ["", "JPEG decode into the device cache (2,000 training images): " + ", ".join(
+            f"{key.split('_')[1]} thread(s) {_fmt(value, 0)} images/s" for key, value in speed["decode"].items()) + "."]
     if "ratio_to_conventional" in speed:
         lines += ["", f"Best fast path / conventional: **{speed['ratio_to_conventional']}x** "
                       f"(target >= {TARGETS['ratio_to_conventional']}x); best F-step throughput "

@@ -37,7 +37,7 @@ BUDGET="${DEVICE_CHECK_SECONDS:-420}"  # the whole check; later stages get what 
 stage() {  # stage NAME SECONDS COMMAND...: run under a timeout, log to WORK/NAME.log and the main log
     local name=$1 seconds=$2; shift 2
     local started=$SECONDS left=$((BUDGET - SECONDS - 30))
-    [ "$name" = summary ] && left=$seconds
+    [ "$name" = summary ] || [ "$name" = share ] && left=$seconds  # cheap, and needed for the record
     (( left < seconds )) && seconds=$left
     (( seconds < 10 )) && { echo "== $name: skipped, the ${BUDGET}s budget is spent" | tee -a "$LOG"; return 124; }
     echo "== $name (timeout ${seconds}s)" | tee -a "$LOG"

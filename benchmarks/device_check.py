@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from _results import machine_description, record
-from readnet import fast_path, runs, train
+from readnet import batches, inference, presets, runs, train
+from readnet.config import TrainConfig
+from readnet.engine import LossLog, build_engine, discriminator_step, extractor_step, iterate_batches, train_step
 from readnet.data.device_cache import decode_images
 from readnet.data.synthetic import make_dataset
 
@@ -73,12 +75,12 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def base_config(preset: str, data_root: pathlib.Path, scale: Scale, **overrides) -> train.TrainConfig:
+def base_config(preset: str, data_root: pathlib.Path, scale: Scale, **overrides) -> TrainConfig:
     """The preset at the check's scale: random init (no weights offline), fast path on, no progress bars."""
     settings = dict(data_root=str(data_root), backbone=scale.backbone, p=scale.p, k=scale.k, height=scale.height,
                     width=scale.width, pretrained=False, progress=False, fast_path=True,
                     num_workers=min(12, os.cpu_count() or 1), decode_cache_dir=str(data_root / "decoded"))
-    return train.resolve(train.preset(preset, **{**settings, **overrides}))
+    return presets.resolve(presets.preset(preset, **{**settings, **overrides}))
 
 
 def dataset_root(args, size: str) -> pathlib.Path:
@@ -131,29 +133,29 @@ class SyncCounter:
         self.messages.extend(syncs[:5])
 
 
-def _first_losses(config: train.TrainConfig, dataset) -> dict[str, float]:
-    engine = train.build_engine(config, dataset)
-    values = train.train_step(engine, next(train.iterate_batches(engine, dataset, 0)), 0)
+def _first_losses(config: TrainConfig, dataset) -> dict[str, float]:
+    engine = build_engine(config, dataset)
+    values = train_step(engine, next(iterate_batches(engine, dataset, 0)), 0)
     return {name: float(value) for name, value in values.items()}
 
 
-def _run_steps(config: train.TrainConfig, dataset, steps: int) -> dict:
+def _run_steps(config: TrainConfig, dataset, steps: int) -> dict:
     """`steps` steps of `config`; the syncs of all steps after the first two (cuDNN's autotuning) are counted."""
-    engine = train.build_engine(config, dataset)
-    log = fast_path.LossLog({"sums": {}, "counts": {}})
+    engine = build_engine(config, dataset)
+    log = LossLog({"sums": {}, "counts": {}})
     counter = SyncCounter(engine.device)
-    batches = train.iterate_batches(engine, dataset, 0)
+    batches = iterate_batches(engine, dataset, 0)
     started = time.perf_counter()
     for iteration in range(steps):
         batch = next(batches, None)
         if batch is None:
-            batches = train.iterate_batches(engine, dataset, iteration)
+            batches = iterate_batches(engine, dataset, iteration)
             batch = next(batches)
         if iteration >= 2:
             with counter.watch():
-                log.add(train.train_step(engine, batch, iteration), iteration)
+                log.add(train_step(engine, batch, iteration), iteration)
         else:
-            log.add(train.train_step(engine, batch, iteration), iteration)
+            log.add(train_step(engine, batch, iteration), iteration)
     bad = log.flush()
     synchronize(engine.device)
     means = {name: log.state["sums"][name] / log.state["counts"][name] for name in log.state["sums"]}
@@ -202,28 +204,28 @@ def stage_smoke(args, scale: Scale) -> dict:
 class Timed:
     """A train_throughput-style pipeline: one engine stepped as the loop steps it, timed in blocks."""
 
-    def __init__(self, config: train.TrainConfig, dataset):
+    def __init__(self, config: TrainConfig, dataset):
         started = time.perf_counter()
-        self.engine = train.build_engine(config, dataset)
+        self.engine = build_engine(config, dataset)
         self.setup_seconds = time.perf_counter() - started
         self.config, self.dataset, self.iteration = config, dataset, 0
-        self.log = fast_path.LossLog({"sums": {}, "counts": {}})
+        self.log = LossLog({"sums": {}, "counts": {}})
         self.batches = self._endless()
 
     def _endless(self):
         epoch = 0
         while True:
-            yield from train.iterate_batches(self.engine, self.dataset, epoch)
+            yield from iterate_batches(self.engine, self.dataset, epoch)
             epoch += 1
 
     def step(self, kind: str = "train") -> None:
         batch = next(self.batches)
         if kind == "train":
-            values = train.train_step(self.engine, batch, self.iteration)
+            values = train_step(self.engine, batch, self.iteration)
         elif kind == "discriminator":
-            values = train.discriminator_step(self.engine, batch, self.iteration)
+            values = discriminator_step(self.engine, batch, self.iteration)
         else:
-            values = train.extractor_step(self.engine, batch, self.iteration)
+            values = extractor_step(self.engine, batch, self.iteration)
         self.log.add(values, self.iteration)
         self.iteration += 1
         if self.iteration % self.config.log_every == 0:
@@ -242,7 +244,7 @@ class Timed:
         return (time.perf_counter() - started) / steps
 
 
-def _images_per_second(config: train.TrainConfig, seconds: float) -> float:
+def _images_per_second(config: TrainConfig, seconds: float) -> float:
     return round(config.p * config.k / seconds, 1)
 
 
@@ -351,7 +353,7 @@ def stage_runs(args, scale: Scale) -> dict:
         try:
             dataset = train.load_dataset(config)
             started = time.perf_counter()
-            engine = train.build_engine(config, dataset)
+            engine = build_engine(config, dataset)
             decode = time.perf_counter() - started
             state = train._fresh_state()
             run_dir.mkdir(parents=True)
@@ -362,10 +364,10 @@ def stage_runs(args, scale: Scale) -> dict:
             epoch_seconds = [r["seconds"] for r in records]
             synchronize(engine.device)
             started = time.perf_counter()
-            metrics = train.evaluate_model(engine.model, dataset, config, caches=engine.eval_caches)
+            metrics = inference.evaluate_model(engine.model, dataset, config, caches=engine.eval_caches)
             synchronize(engine.device)
             evaluation = time.perf_counter() - started
-            per_epoch = train.batches_per_epoch(config, dataset)
+            per_epoch = batches.batches_per_epoch(config, dataset)
             steady = sorted(epoch_seconds[1:] or epoch_seconds)[len(epoch_seconds[1:] or epoch_seconds) // 2]
             result[preset] = {
                 "epochs": len(records), "iterations_per_epoch": per_epoch, "decode_and_build_seconds": round(decode, 2),

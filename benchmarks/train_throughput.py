@@ -26,18 +26,20 @@ import numpy as np
 import torch
 
 from _results import machine_description, record
-from readnet import fast_path, train
+from readnet import batches, inference, presets, train
+from readnet.config import TrainConfig, resolve_device
+from readnet.engine import Engine, LossLog, build_engine, iterate_batches, train_step
 from readnet.data.synthetic import make_dataset
 
 FULL_RUN_ITERATIONS = 14_000  # ReadNet §4.2: 600 epochs of ceil(751 / 32) = 24 batches, about 14,000 steps
 TARGETS = {"images_per_second": 10_000, "full_run_seconds": 180, "ratio": 5.0}  # on one H100/H200
 
 
-def endless_batches(engine: train.Engine, dataset):
+def endless_batches(engine: Engine, dataset):
     """The engine's batches epoch after epoch, as the training loop draws them."""
     epoch = 0
     while True:
-        yield from train.iterate_batches(engine, dataset, epoch)
+        yield from iterate_batches(engine, dataset, epoch)
         epoch += 1
 
 
@@ -49,13 +51,13 @@ def synchronize(device: torch.device) -> None:
 class Pipeline:
     """One engine and its endless batch stream, stepped as the training loop steps it."""
 
-    def __init__(self, config: train.TrainConfig, dataset):
+    def __init__(self, config: TrainConfig, dataset):
         started = time.perf_counter()
-        self.config, self.engine = config, train.build_engine(config, dataset)
+        self.config, self.engine = config, build_engine(config, dataset)
         self.setup_seconds = time.perf_counter() - started
         self.engine.model.train()
         self.state = {"sums": {}, "counts": {}}
-        self.log = fast_path.LossLog(self.state)
+        self.log = LossLog(self.state)
         self.batches = endless_batches(self.engine, dataset)
         self.iteration, self.seconds, self.timed = 0, 0.0, 0
 
@@ -64,7 +66,7 @@ class Pipeline:
         synchronize(self.engine.device)
         started = time.perf_counter()
         for _ in range(steps):
-            self.log.add(train.train_step(self.engine, next(self.batches), self.iteration), self.iteration)
+            self.log.add(train_step(self.engine, next(self.batches), self.iteration), self.iteration)
             self.iteration += 1
             if self.iteration % self.config.log_every == 0:
                 self.log.flush()
@@ -88,17 +90,17 @@ class Pipeline:
                 "amp": str(engine.amp_dtype).replace("torch.", "") if engine.amp_dtype else "fp32"}
 
 
-def measure_evaluation(config: train.TrainConfig, dataset) -> dict:
+def measure_evaluation(config: TrainConfig, dataset) -> dict:
     """The fast path's whole evaluation: features of the cached query and gallery images, distances and
     ranking on the device. The first call decodes the test images into the cache; the second is timed."""
-    engine = train.build_engine(config, dataset, for_training=False)
+    engine = build_engine(config, dataset, for_training=False)
     caches: dict = {}
     started = time.perf_counter()
-    train.evaluate_model(engine.model, dataset, config, caches=caches)
+    inference.evaluate_model(engine.model, dataset, config, caches=caches)
     first = time.perf_counter() - started
     synchronize(engine.device)
     started = time.perf_counter()
-    metrics = train.evaluate_model(engine.model, dataset, config, caches=caches)
+    metrics = inference.evaluate_model(engine.model, dataset, config, caches=caches)
     synchronize(engine.device)
     return {"seconds": time.perf_counter() - started, "first_call_seconds": first, "mAP": metrics["mAP"],
             "images": len(dataset.query) + len(dataset.gallery)}
@@ -110,7 +112,7 @@ def main(argv: list[str]) -> int:
                         help="generated dataset size (market: 12,936 training images, 751 ids)")
     parser.add_argument("--data-root", default=None,
                         help="where the generated dataset is written and reused (default: a folder in the temp dir)")
-    parser.add_argument("--preset", default="basel", choices=list(train.PRESETS))
+    parser.add_argument("--preset", default="basel", choices=list(presets.PRESETS))
     parser.add_argument("--p", type=int, default=32)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--height", type=int, default=128)
@@ -131,14 +133,14 @@ def main(argv: list[str]) -> int:
                         help="also time the fast path's evaluation of the test split (default: on CUDA only)")
     parser.add_argument("--no-record", action="store_true", help="print only; leave RESULTS.md as it is")
     args = parser.parse_args(argv)
-    device = train.resolve_device(args.device)
+    device = resolve_device(args.device)
     warmup = args.warmup if args.warmup is not None else (20 if device.type == "cuda" else 2)
     iterations = args.iterations if args.iterations is not None else (100 if device.type == "cuda" else 2)
     root = args.data_root or os.path.join(tempfile.gettempdir(), "readnet-benchmark", args.size)
     started = time.perf_counter()
     make_dataset("market1501", root, size=args.size)
     print(f"dataset ready in {time.perf_counter() - started:.0f} s: {root}")
-    base = train.resolve(train.preset(
+    base = presets.resolve(presets.preset(
         args.preset, data_root=root, p=args.p, k=args.k, height=args.height, width=args.width, pretrained=False,
         device=str(device), progress=False, log_every=args.log_every))
     dataset = train.load_dataset(base)
@@ -215,7 +217,7 @@ def report(results, ratio, evaluation, dataset, config, device, warmup, iteratio
         }
         lines += ["", "GPU targets: " + "; ".join(f"{k}: {'met' if ok else 'missed'}" for k, ok in checks.items())]
     else:
-        per_epoch = train.batches_per_epoch(config, dataset)
+        per_epoch = batches.batches_per_epoch(config, dataset)
         lines += ["", "The GPU targets apply to an H100/H200 and are not measured here; on the CPU the ratio "
                   f"is reported as measured. Here the conventional pipeline's {args.workers} DataLoader workers decode "
                   f"JPEGs on the cores that also run the ResNet-50 arithmetic, and restart every epoch ({per_epoch} "

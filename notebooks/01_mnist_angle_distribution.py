@@ -53,14 +53,14 @@ import dataclasses
 
 import pandas as pd
 
-from readnet import evaluation, plots, train
+from readnet import evaluation, mnist, plots
 
-base = train.MnistConfig(
+base = mnist.MnistConfig(
     data_root=data_root, download=download, epochs=epochs, batch_size=batch_size, max_triplets=max_triplets,
     embedding_dim=embedding_dim, stem_stride=stem_stride, w1=w1, lr=lr, max_train_images=train_size, max_test_images=test_size,
     seed=seed, device=device,
 )
-data = train.load_mnist_data(base)
+data = mnist.load_mnist_data(base)
 print("data:", data.source)
 
 # %% [markdown]
@@ -75,9 +75,9 @@ LOSSES = {
 }
 train_features, test_features, histories = {}, {}, {}
 for label, config in LOSSES.items():
-    model, histories[label] = train.train_mnist(config, data)
-    train_features[label] = (train.embed_mnist(model, data.train_images), data.train_labels)
-    test_features[label] = (train.embed_mnist(model, data.test_images), data.test_labels)
+    model, histories[label] = mnist.train_mnist(config, data)
+    train_features[label] = (mnist.embed_mnist(model, data.train_images), data.train_labels)
+    test_features[label] = (mnist.embed_mnist(model, data.test_images), data.test_labels)
     print(label, "mean loss per epoch:", [round(v, 4) for v in histories[label]["loss"]])
 
 # %% [markdown]

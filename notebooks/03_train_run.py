@@ -58,7 +58,7 @@ import warnings
 
 import pandas as pd
 
-from readnet import evaluation, explore, plots, runs, train
+from readnet import evaluation, explore, plots, presets, runs, train
 from readnet.data import DatasetCountWarning
 
 output = pathlib.Path(output_dir)
@@ -76,7 +76,7 @@ print(f"data: {data.label} ({data.source}) at {data.root}")
 # epochs) so that it runs on a CPU. `overrides` sets any other `TrainConfig` field.
 
 # %%
-config = train.preset(preset, dataset=dataset, data_root=str(data.root), margin=margin, epochs=epochs,
+config = presets.preset(preset, dataset=dataset, data_root=str(data.root), margin=margin, epochs=epochs,
                       max_iterations=max_iterations, p=p, k=k, height=height, width=width, pretrained=pretrained,
                       device=device, num_workers=num_workers, seed=seed, eval_every=eval_every, progress=False,
                       **overrides)
@@ -84,7 +84,7 @@ stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 runs_root = pathlib.Path(runs_dir) if runs_dir else output.parent / "train_runs"
 run_dir = runs_root / (run_name or f"{stamp}-{preset}-{dataset}-seed{seed}")
 run_dir = train.train(config, run_dir)
-run = train.load_run(run_dir)
+run = runs.load_run(run_dir)
 final = run.final_metrics
 title = f"{preset} (m={run.config['margin']}) on {data.label}"
 print(f"run folder: {run_dir.resolve()}")

@@ -55,7 +55,9 @@ import warnings
 import pandas as pd
 import torch
 
-from readnet import evaluation, explore, plots, published, train
+from readnet import evaluation, explore, plots, presets, published, runs, train
+
+from readnet.config import METHODS
 from readnet.data import DatasetCountWarning
 
 output = pathlib.Path(output_dir)
@@ -79,13 +81,13 @@ for choice in data.values():
 run_dirs = {}
 for dataset, choice in data.items():
     for method in methods:
-        extra = {"w2": w2} if w2 is not None and train.METHODS[method].camera_adversary else {}
-        config = train.preset(method, dataset=dataset, data_root=str(choice.root), epochs=epochs,
+        extra = {"w2": w2} if w2 is not None and METHODS[method].camera_adversary else {}
+        config = presets.preset(method, dataset=dataset, data_root=str(choice.root), epochs=epochs,
                               max_iterations=max_iterations, p=p, k=k, height=height, width=width,
                               pretrained=pretrained, device=device, num_workers=num_workers, seed=seed,
                               progress=False, **overrides, **extra)
         run_dirs[dataset, method] = train.train(config, runs_root / f"{stamp}-05-{method}-{dataset}-seed{seed}")
-        final = train.load_run(run_dirs[dataset, method]).final_metrics
+        final = runs.load_run(run_dirs[dataset, method]).final_metrics
         print(f"{method} on {dataset}: mAP {final['mAP']:.2f}%, rank-1 {final['rank1']:.2f}%")
 
 # %% [markdown]
@@ -116,7 +118,7 @@ for (dataset, method), run_dir in run_dirs.items():
         torch.cat([features.query, features.gallery]), features.query_camids + features.gallery_camids,
         test_fraction=probe_test_fraction, seed=seed)
     rows.append({"dataset": dataset, "data": data[dataset].label, "method": published.paper_method(method),
-                 "ACN": train.METHODS[method].camera_adversary, "w2": train.load_run(run_dir).config["w2"],
+                 "ACN": METHODS[method].camera_adversary, "w2": runs.load_run(run_dir).config["w2"],
                  "camera probe accuracy (%)": 100 * accuracy, "chance (%)": 100 * chance})
 probe = pd.DataFrame(rows)
 plots.save_table(probe, "05_camera_probe", output)

@@ -58,7 +58,7 @@ import warnings
 
 from IPython.display import display
 
-from readnet import explore, plots, published, train
+from readnet import explore, plots, presets, published, runs, train
 from readnet.data import DatasetCountWarning
 
 output = pathlib.Path(output_dir)
@@ -82,19 +82,19 @@ def run(preset_name, dataset, **schedule):
     or 500 iterations cross-modal) would keep it at a fraction of the learning rate throughout.
     """
     sizes = {"p": p, "k": k, "height": height, "width": width, "warmup_steps": warmup_steps, "eval_trials": eval_trials}
-    config = train.preset(preset_name, dataset=dataset, data_root=str(data[dataset].root), pretrained=pretrained,
+    config = presets.preset(preset_name, dataset=dataset, data_root=str(data[dataset].root), pretrained=pretrained,
                           device=device, num_workers=num_workers, seed=seed, eval_every=0, progress=False,
                           **overrides, **schedule,
                           **{name: value for name, value in sizes.items() if value is not None})
     run_dir = train.train(config, runs_root / f"{stamp}-06-{preset_name}-{dataset}-seed{seed}")
-    final = train.load_run(run_dir).final_metrics
+    final = runs.load_run(run_dir).final_metrics
     print(f"{preset_name} on {dataset}: mAP {final['mAP']:.2f}%, rank-1 {final['rank1']:.2f}% (headline setting)")
     return run_dir
 
 
 def save_side_by_side(runs, table, stem, title):
     """Our runs beside a published expAT table, saved as CSV, Markdown and a figure."""
-    data_source = explore.combined_source([data[train.load_run(run_dir).config["dataset"]].source
+    data_source = explore.combined_source([data[runs.load_run(run_dir).config["dataset"]].source
                                            for run_dir in runs])
     frame = published.side_by_side(explore.results_frame(runs), table=table, data_source=data_source)
     plots.save_table(frame, stem, output)
@@ -110,8 +110,8 @@ def save_side_by_side(runs, table, stem, title):
 # profile's value); a CPU run uses far fewer. SYSU-MM01 results average `eval_trials` random gallery draws.
 
 # %%
-presets = {"sysu_mm01": "expat_cross_modal", "regdb": "expat_regdb"}
-cross_runs = {dataset: run(presets[dataset], dataset, max_iterations=cross_modal_iterations, epochs=None)
+cross_modal_presets = {"sysu_mm01": "expat_cross_modal", "regdb": "expat_regdb"}
+cross_runs = {dataset: run(cross_modal_presets[dataset], dataset, max_iterations=cross_modal_iterations, epochs=None)
               for dataset in cross_modal_datasets}
 
 # %%

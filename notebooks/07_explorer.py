@@ -52,7 +52,7 @@ import datetime
 import pathlib
 import warnings
 
-from readnet import explore, plots, train
+from readnet import explore, plots, presets, train
 from readnet.data import DatasetCountWarning
 
 output = pathlib.Path(output_dir)
@@ -68,7 +68,7 @@ if explore.comparable_pair(found) is None:
         warnings.simplefilter("ignore", DatasetCountWarning)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     for method in ("basel", "atl"):
-        config = train.preset(method, dataset=dataset, data_root=str(data.root), epochs=None,
+        config = presets.preset(method, dataset=dataset, data_root=str(data.root), epochs=None,
                               max_iterations=max_iterations, p=p, k=k, height=height, width=width,
                               pretrained=pretrained, device=device, num_workers=num_workers, seed=seed,
                               progress=False, **overrides)

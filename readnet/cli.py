@@ -10,11 +10,11 @@ import sys
 
 # subcommand -> ("module", "function taking argv: list[str] and returning an exit code", summary)
 SUBCOMMANDS = {
-    "train": ("readnet.train", "cli_train", "train one preset on one dataset folder"),
-    "test": ("readnet.train", "cli_test", "evaluate a run folder with its dataset's protocol"),
-    "resume": ("readnet.train", "cli_resume", "continue an interrupted run folder"),
-    "presets": ("readnet.train", "cli_presets", "list the papers' presets with their values"),
-    "expat": ("readnet.train", "cli_expat", "expAT-style entry point: -a train | -a test -m CKPT -s SETTING"),
+    "train": ("readnet.commands", "cli_train", "train one preset on one dataset folder"),
+    "test": ("readnet.commands", "cli_test", "evaluate a run folder with its dataset's protocol"),
+    "resume": ("readnet.commands", "cli_resume", "continue an interrupted run folder"),
+    "presets": ("readnet.commands", "cli_presets", "list the papers' presets with their values"),
+    "expat": ("readnet.commands", "cli_expat", "expAT-style entry point: -a train | -a test -m CKPT -s SETTING"),
     "make-synthetic": ("readnet.data.synthetic", "cli", "write a synthetic dataset in a published layout"),
     "reproduce": ("readnet.reproduce", "cli", "execute the notebook pipeline with papermill"),
 }

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 import pandas as pd
 import torch
 
-from readnet import runs
+from readnet import inference, runs
 from readnet.evaluation import pairwise_distance
 
 
@@ -205,8 +205,8 @@ def load_features(run_dir: str | os.PathLike) -> RunFeatures:
 
     run_dir = pathlib.Path(run_dir)
     model, config, dataset = train.load_checkpoint_model(run_dir / runs.LAST_CHECKPOINT)
-    query, q_pids, q_camids = train.extract_features(model, dataset.query, config)
-    gallery, g_pids, g_camids = train.extract_features(model, dataset.gallery, config)
+    query, q_pids, q_camids = inference.extract_features(model, dataset.query, config)
+    gallery, g_pids, g_camids = inference.extract_features(model, dataset.gallery, config)
     return RunFeatures(
         run_dir=run_dir, label=_run_label(run_dir), metric=config.eval_metric, query=query, gallery=gallery,
         query_paths=[r.path for r in dataset.query], query_pids=q_pids.tolist(), query_camids=q_camids.tolist(),

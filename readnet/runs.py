@@ -122,6 +122,14 @@ def environment_record(device: torch.device, amp_dtype: torch.dtype | None, pret
 
 # --- RNG states as tensors and primitive containers (weights_only-safe) -------------------------
 
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def capture_rng(generators: dict[str, torch.Generator]) -> dict:
     """Python, NumPy, torch (CPU and CUDA) and the named generators' states."""
     version, mt_state, gauss = random.getstate()

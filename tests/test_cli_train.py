@@ -6,7 +6,7 @@ import torch
 
 from readnet import cli, runs
 from readnet.data.synthetic import make_dataset
-from readnet.train import PRESETS
+from readnet.presets import PRESETS
 
 TINY = ["p=4", "k=2", "height=32", "width=16", "pretrained=false", "num_workers=0", "progress=false",
         "eval_batch_size=64", "eval_trials=1"]

@@ -12,9 +12,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from readnet import distributed, runs, train
+from readnet.engine import build_engine, iterate_batches, train_step
 from readnet.data.synthetic import make_dataset
 from readnet.distributed import ShardedCrossModalPKSampler, fan_out
-from readnet.train import preset, resolve
+from readnet.presets import preset, resolve
 
 WORLD_SIZE = 2
 
@@ -36,13 +37,13 @@ def _rank_worker(rank: int, data_root: str, tmp_dir: str) -> None:
         config = resolve(preset("acn", data_root=data_root, p=3, k=2, height=32, width=16, pretrained=False,
                                 num_workers=0, progress=False, eval_batch_size=64))
         dataset = train.load_dataset(config)
-        engine = train.build_engine(config, dataset)
+        engine = build_engine(config, dataset)
         model_before, d_before = _flat(engine.model), _flat(engine.discriminator)
         epoch_pids, iteration = [], 0
         for epoch in range(2):  # 12 ids, P=3, 2 ranks: 2 steps per rank per epoch, D then F
             pids = []
-            for batch in train.iterate_batches(engine, dataset, epoch):
-                train.train_step(engine, batch, iteration)
+            for batch in iterate_batches(engine, dataset, epoch):
+                train_step(engine, batch, iteration)
                 pids += batch.pids.tolist()
                 iteration += 1
             epoch_pids.append(pids)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from readnet import explore, train
+from readnet import explore, presets, train
 
 # Tiny generated datasets are far below the published image counts the readers check.
 pytestmark = pytest.mark.filterwarnings("ignore::readnet.data.DatasetCountWarning")
@@ -96,7 +96,7 @@ def runs_root(tmp_path_factory):
     data = explore.choose_data("market1501", None, base / "cache", size="tiny", height=32, width=16)
     root = base / "runs"
     for method in ("basel", "atl"):
-        config = train.preset(method, data_root=str(data.root), epochs=None, max_iterations=1, p=4, k=2,
+        config = presets.preset(method, data_root=str(data.root), epochs=None, max_iterations=1, p=4, k=2,
                               height=32, width=16, pretrained=False, device="cpu", num_workers=0, progress=False)
         train.train(config, root / method)
     unfinished = root / "unfinished"

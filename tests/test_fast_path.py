@@ -5,9 +5,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from readnet import fast_path, losses, mining, runs, train
+from readnet import augment, inference, losses, mining, runs, train
+
+from readnet.config import METHODS, RESUMABLE_OVERRIDES, fast_path_enabled
+from readnet.engine import LossLog, NonFiniteLossError, build_engine, compile_model, iterate_batches, train_step
 from readnet.data.synthetic import make_dataset
-from readnet.train import PRESETS, preset, resolve
+from readnet.presets import PRESETS, preset, resolve
 
 
 @pytest.fixture(scope="module")
@@ -26,41 +29,44 @@ def tiny(name, root, **overrides):
 def first_losses(config, steps=3):
     """The loss terms of the first `steps` steps, as floats."""
     dataset = train.load_dataset(config)
-    engine = train.build_engine(config, dataset)
+    engine = build_engine(config, dataset)
     out = []
-    for iteration, batch in enumerate(train.iterate_batches(engine, dataset, epoch=0, stop=steps)):
-        out.append({k: float(v) for k, v in train.train_step(engine, batch, iteration).items()})
+    for iteration, batch in enumerate(iterate_batches(engine, dataset, epoch=0, stop=steps)):
+        out.append({k: float(v) for k, v in train_step(engine, batch, iteration).items()})
     return engine, out
 
 
-def test_flip_only_augmentation_draws_like_the_plain_path():
-    images = torch.randn(16, 3, 8, 4)
-    config = replace(PRESETS["basel"], height=8, width=4)
-    plain = train.augment(images, config, torch.Generator().manual_seed(3))
-    device = fast_path.augment_on_device(images, config, torch.Generator().manual_seed(3))
-    assert torch.equal(plain, device)
+@pytest.mark.parametrize("name", [name for name, config in PRESETS.items() if not METHODS[config.method].cross_modal])
+def test_plain_and_fast_paths_augment_bit_identically_from_the_same_seed(name, data_root):
+    """One augmentation for both batch sources: the DataLoader (plain) and the device cache (fast)
+    give the same augmented batches, pad/crop and erasing included, on the CPU."""
+    config = resolve(preset(name, dataset="market1501", data_root=str(data_root), backbone="resnet18", p=4, k=2,
+                            pretrained=False, num_workers=0, progress=False))
+    dataset = train.load_dataset(config)
+    plain = build_engine(replace(config, fast_path=False), dataset)
+    fast = build_engine(replace(config, fast_path=True), dataset)
+    assert fast.images is not None and plain.images is None
+    for a, b in zip(iterate_batches(plain, dataset, epoch=0, stop=2), iterate_batches(fast, dataset, epoch=0, stop=2)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.pids, b.pids) and torch.equal(a.camids, b.camids)
 
 
 def test_pad_crop_and_random_erasing_on_the_device():
     images = torch.randn(64, 3, 16, 8)
     config = replace(PRESETS["expat"], flip_probability=0.0, height=16, width=8, pad=2, random_erasing=1.0)
-    out = fast_path.augment_on_device(images, config, torch.Generator().manual_seed(0))
-    again = fast_path.augment_on_device(images, config, torch.Generator().manual_seed(0))
+    out = augment.augment(images, config, torch.Generator().manual_seed(0))
+    again = augment.augment(images, config, torch.Generator().manual_seed(0))
     assert out.shape == images.shape and torch.equal(out, again)
     mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
     erased = (out == mean).all(1)  # the fill value in all three channels
     fractions = erased.flatten(1).float().mean(1)
     assert (fractions > 0).float().mean() > 0.9 and fractions.max() <= 0.5
-    crops = fast_path.augment_on_device(images, replace(config, random_erasing=0.0), torch.Generator().manual_seed(1))
+    crops = augment.augment(images, replace(config, random_erasing=0.0), torch.Generator().manual_seed(1))
     black = torch.tensor([-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])[:, None, None]
     canvas = black.expand(64, 3, 20, 12).clone()
     canvas[:, :, 2:18, 2:10] = images
     for crop, padded in zip(crops, canvas):  # each crop is one 16x8 window of the padded image
         windows = padded.unfold(1, 16, 1).unfold(2, 8, 1).permute(1, 2, 0, 3, 4).reshape(-1, 3, 16, 8)
         assert any(torch.equal(crop, window) for window in windows)
-    resized = fast_path.augment_on_device(torch.randn(2, 3, 32, 16), replace(config, pad=0, random_erasing=0.0),
-                                          torch.Generator().manual_seed(0))
-    assert resized.shape == (2, 3, 16, 8)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine", "angular"])
@@ -75,13 +81,16 @@ def test_sync_free_mining_and_cross_entropy_match_the_checked_ones(metric):
                              mining.cross_modal_batch_hard(features, labels, other, labels, metric)):
         assert torch.equal(fast, checked)
     logits = torch.randn(12, 6, generator=generator)
-    torch.testing.assert_close(fast_path.smoothed_cross_entropy(logits, labels, 0.1),
-                               losses.label_smoothing_cross_entropy(logits, labels, 0.1))
+    smoothed = torch.nn.functional.one_hot(labels, 6).double() * 0.9 + 0.1 / 6  # eq. 12's y^LS
+    reference = -(smoothed * torch.log_softmax(logits.double(), dim=1)).sum(1).mean()
+    for validate in (True, False):
+        torch.testing.assert_close(losses.label_smoothing_cross_entropy(logits, labels, 0.1, validate=validate).double(),
+                                   reference, rtol=1e-6, atol=1e-7)
 
 
 def test_loss_log_sums_like_the_host_and_finds_the_first_bad_iteration():
     state = {"sums": {"total": 1.5}, "counts": {"total": 1}}
-    log = fast_path.LossLog(state)
+    log = LossLog(state)
     values = [torch.tensor(0.1), torch.tensor(0.7), torch.tensor(float("inf")), torch.tensor(float("nan"))]
     for iteration, value in enumerate(values[:2], start=1):
         log.add({"total": value}, iteration)
@@ -137,9 +146,9 @@ def test_fast_path_run_resumes_bit_exactly_on_the_cpu_and_evaluates_like_the_pla
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert runs.read_json(whole / runs.ENVIRONMENT_FILE)["fast_path"] is True
     on_device = runs.read_json(whole / runs.FINAL_METRICS_FILE)  # features from the cached test images
-    assert train.test(whole) == {k: v for k, v in on_device.items() if k.startswith(("mAP", "rank"))}
+    assert train.test(whole) == {k: v for k, v in on_device.items() if k.startswith(("mAP", "rank", "cmc"))}
     loaded, loaded_config, dataset = train.load_checkpoint_model(whole / runs.LAST_CHECKPOINT)
-    plain = train.evaluate_model(loaded, dataset, replace(loaded_config, fast_path=False))  # DataLoader, PIL
+    plain = inference.evaluate_model(loaded, dataset, replace(loaded_config, fast_path=False))  # DataLoader, PIL
     for key, value in plain.items():
         assert on_device[key] == pytest.approx(value, abs=1e-6), key
 
@@ -156,7 +165,7 @@ def test_fast_path_nan_is_found_at_the_next_log_point_and_the_last_good_checkpoi
     monkeypatch.setattr(losses, "original_triplet", poisoned)
     run_dir = tmp_path / "run"
     config = tiny("basel", data_root, fast_path=True, amp=False, max_iterations=6, log_every=3, checkpoint_every=2)
-    with pytest.raises(train.NonFiniteLossError, match="metric loss is nan at iteration 3.*log point after "
+    with pytest.raises(NonFiniteLossError, match="metric loss is nan at iteration 3.*log point after "
                                                        "iteration 3") as error:
         train.train(config, run_dir)
     assert error.value.iteration == 3
@@ -171,10 +180,10 @@ def test_fast_path_flags_are_validated_and_steer_resume_only():
         resolve(replace(PRESETS["basel"], log_every=0))
     with pytest.raises(ValueError, match="checkpoint_epochs"):
         resolve(replace(PRESETS["basel"], checkpoint_epochs=0))
-    assert {"log_every", "compile", "cuda_graphs", "device_cache"} <= set(train.RESUMABLE_OVERRIDES)
-    assert "fast_path" not in train.RESUMABLE_OVERRIDES
+    assert {"log_every", "compile", "cuda_graphs", "device_cache"} <= set(RESUMABLE_OVERRIDES)
+    assert "fast_path" not in RESUMABLE_OVERRIDES
     with pytest.raises(ValueError, match="cuda_graphs"):
-        fast_path.compile_model(torch.nn.Linear(2, 2), replace(PRESETS["basel"], cuda_graphs=True),
+        compile_model(torch.nn.Linear(2, 2), replace(PRESETS["basel"], cuda_graphs=True),
                                 torch.device("cpu"))
-    assert not fast_path.enabled(PRESETS["basel"], torch.device("cpu"))
-    assert fast_path.enabled(PRESETS["basel"], torch.device("cuda"))
+    assert not fast_path_enabled(PRESETS["basel"], torch.device("cpu"))
+    assert fast_path_enabled(PRESETS["basel"], torch.device("cuda"))

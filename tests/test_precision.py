@@ -13,8 +13,10 @@ import pytest
 import torch
 
 import readnet
-from readnet import evaluation, fast_path, losses, mining, precision, train
-from readnet.train import PRESETS
+from readnet import evaluation, losses, mining, precision
+from readnet.config import amp_dtype
+from readnet.engine import camera_loss
+from readnet.presets import PRESETS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,9 +64,9 @@ COMPUTATIONS = {
     "center_loss": lambda a, p, n: losses.center_loss(a, _on(LABELS, a), _on(CENTERS, a)),
     "label_smoothing_cross_entropy": lambda a, p, n: losses.label_smoothing_cross_entropy(
         _on(LOGITS, a) + a[:, :5], _on(LABELS, a), 0.1),
-    "smoothed_cross_entropy": lambda a, p, n: fast_path.smoothed_cross_entropy(
-        _on(LOGITS, a) + a[:, :5], _on(LABELS, a), 0.1),
-    "camera_loss": lambda a, p, n: train.camera_loss(_camera_engine(a.device.type), a, _on(LABELS, a)),
+    "label_smoothing_cross_entropy_unchecked": lambda a, p, n: losses.label_smoothing_cross_entropy(
+        _on(LOGITS, a) + a[:, :5], _on(LABELS, a), 0.1, validate=False),
+    "camera_loss": lambda a, p, n: camera_loss(_camera_engine(a.device.type), a, _on(LABELS, a)),
     **{f"pairwise_distance_matrix_{metric}": functools.partial(
         lambda a, p, n, metric: mining.pairwise_distance_matrix(a, p, metric), metric=metric)
        for metric in mining.METRICS},
@@ -168,30 +170,30 @@ def test_cpu_bf16_on_amx_after_torch_without_the_pin_is_refused(amx_cpu):
     with pytest.raises(precision.UnsafeCPUBF16Error,
                        match="torch was imported before readnet.*Import readnet before torch, or set "
                              "ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 before starting Python, or set amp=false"):
-        train.amp_dtype(AMP, CPU)
+        amp_dtype(AMP, CPU)
     assert issubclass(precision.UnsafeCPUBF16Error, ValueError)
     # Not requested, or not on the CPU: nothing to refuse.
-    assert train.amp_dtype(replace(AMP, amp=None), CPU) is None
-    assert train.amp_dtype(replace(AMP, amp=False), CPU) is None
-    assert train.amp_dtype(replace(AMP, amp=None), CUDA) is torch.bfloat16
+    assert amp_dtype(replace(AMP, amp=None), CPU) is None
+    assert amp_dtype(replace(AMP, amp=False), CPU) is None
+    assert amp_dtype(replace(AMP, amp=None), CUDA) is torch.bfloat16
     # A user's value that allows AMX is refused too, even with readnet imported first.
     amx_cpu.setattr(readnet, "TORCH_IMPORTED_BEFORE_PIN", False)
     amx_cpu.setattr(readnet, "ONEDNN_ISA_AT_IMPORT", "AVX512_CORE_AMX")
     with pytest.raises(precision.UnsafeCPUBF16Error, match="ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX allows AMX"):
-        train.amp_dtype(AMP, CPU)
+        amp_dtype(AMP, CPU)
 
 
 def test_cpu_bf16_on_amx_with_the_pin_is_allowed(amx_cpu):
     amx_cpu.setattr(readnet, "TORCH_IMPORTED_BEFORE_PIN", False)
     amx_cpu.setattr(readnet, "ONEDNN_ISA_AT_IMPORT", "AVX512_CORE_BF16")
-    assert train.amp_dtype(AMP, CPU) is torch.bfloat16
+    assert amp_dtype(AMP, CPU) is torch.bfloat16
     # Set before Python started: allowed even when torch was imported before readnet.
     amx_cpu.setattr(readnet, "TORCH_IMPORTED_BEFORE_PIN", True)
     amx_cpu.setattr(precision, "_startup_environment", lambda: {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"})
-    assert train.amp_dtype(AMP, CPU) is torch.bfloat16
+    assert amp_dtype(AMP, CPU) is torch.bfloat16
 
 
 def test_cpu_bf16_without_amx_is_allowed(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_amx", lambda *args: False)
     monkeypatch.setattr(readnet, "TORCH_IMPORTED_BEFORE_PIN", True)
-    assert train.amp_dtype(AMP, CPU) is torch.bfloat16
+    assert amp_dtype(AMP, CPU) is torch.bfloat16

@@ -3,8 +3,11 @@ import re
 
 import pytest
 
-from readnet import train
-from readnet.train import PRESETS, preset, resolve
+from readnet import presets
+
+from readnet.config import METHODS, config_from_dict, config_to_dict, parse_overrides
+from readnet.engine import lr_factor
+from readnet.presets import PRESETS, preset, resolve
 
 READNET = ("basel", "atl", "atl_duke", "acn", "atl_acn", "atl_acn_duke")
 ATL = ("atl", "atl_duke", "atl_acn", "atl_acn_duke")
@@ -123,7 +126,7 @@ def test_readnet_backbone_matches_figure_2(name, field, expected, quote, paper):
 
 
 def test_only_acn_presets_have_a_camera_adversary():
-    assert {name for name in READNET if train.METHODS[PRESETS[name].method].camera_adversary} == set(ACN)
+    assert {name for name in READNET if METHODS[PRESETS[name].method].camera_adversary} == set(ACN)
     assert all(PRESETS[name].w2 == 0.0 for name in set(READNET) - set(ACN))
 
 
@@ -151,9 +154,9 @@ def test_camera_label_smoothing_is_szegedy_default():
 
 
 def test_every_preset_is_valid_and_described():
-    assert set(train.PRESET_NOTES) == set(PRESETS)
-    for name, config in PRESETS.items():
-        resolved = resolve(config)
+    assert set(presets.PRESET_NOTES) == set(PRESETS)
+    for name, preset_config in PRESETS.items():
+        resolved = resolve(preset_config)
         assert resolved.margin is not None, name
 
 
@@ -169,27 +172,27 @@ def test_unknown_preset_and_key_name_the_valid_ones():
 
 
 def test_set_values_are_parsed_by_field_type():
-    parsed = train.parse_overrides(["epochs=10", "lr=1e-3", "amp=true", "pretrained=false", "margin=none",
+    parsed = parse_overrides(["epochs=10", "lr=1e-3", "amp=true", "pretrained=false", "margin=none",
                                    "milestones=5,8", "max_iterations=None"])
     assert parsed == {"epochs": 10, "lr": 1e-3, "amp": True, "pretrained": False, "margin": None,
                       "milestones": (5, 8), "max_iterations": None}
-    assert train.parse_overrides(["pretrained=weights/r50.pth"]) == {"pretrained": "weights/r50.pth"}
+    assert parse_overrides(["pretrained=weights/r50.pth"]) == {"pretrained": "weights/r50.pth"}
     with pytest.raises(ValueError, match="expected int"):
-        train.parse_overrides(["p=many"])
+        parse_overrides(["p=many"])
     with pytest.raises(ValueError, match="unknown config key 'lrate'; valid keys"):
-        train.parse_overrides(["lrate=1"])
+        parse_overrides(["lrate=1"])
 
 
 def test_lr_schedule_is_multistep_with_optional_warmup():
     basel = PRESETS["basel"]
-    assert [train.lr_factor(e, basel) for e in (0, 199, 200, 399, 400)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    assert [lr_factor(e, basel) for e in (0, 199, 200, 399, 400)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
     strong = PRESETS["expat"]
-    assert train.lr_factor(0, strong) == pytest.approx(0.01)
-    assert train.lr_factor(5, strong) == pytest.approx(0.01 * 0.5 + 0.5)
-    assert train.lr_factor(10, strong) == pytest.approx(1.0)
-    assert train.lr_factor(70, strong) == pytest.approx(0.01)
+    assert lr_factor(0, strong) == pytest.approx(0.01)
+    assert lr_factor(5, strong) == pytest.approx(0.01 * 0.5 + 0.5)
+    assert lr_factor(10, strong) == pytest.approx(1.0)
+    assert lr_factor(70, strong) == pytest.approx(0.01)
 
 
 def test_config_round_trips_through_json():
     config = resolve(preset("atl_acn", data_root="somewhere"))
-    assert train.config_from_dict(train.config_to_dict(config)) == config
+    assert config_from_dict(config_to_dict(config)) == config

@@ -1,14 +1,17 @@
 """The training engine on generated data, on the CPU: every preset learns, Algorithm 1 alternates,
 resume is bit-exact, foreign checkpoints are refused and a NaN loss stops the run cleanly."""
-import json
 from dataclasses import replace
 
 import pytest
 import torch
 
-from readnet import losses, runs, train
+import readnet.engine
+from readnet import augment, losses, mnist, models, runs, train
+
+from readnet.config import Method
+from readnet.engine import NonFiniteLossError, build_engine, discriminator_step, extractor_step, iterate_batches, train_step
 from readnet.data.synthetic import make_dataset
-from readnet.train import PRESETS, preset, resolve
+from readnet.presets import PRESETS, preset, resolve
 
 DATASET_OF = {"expat_cross_modal": "sysu_mm01", "expat_regdb": "regdb"}
 
@@ -29,7 +32,7 @@ def tiny(name, root, **overrides):
 
 
 def first_batch(engine, dataset):
-    return next(train.iterate_batches(engine, dataset, epoch=0, stop=1))
+    return next(iterate_batches(engine, dataset, epoch=0, stop=1))
 
 
 def parameters(module):
@@ -46,11 +49,11 @@ def test_each_preset_loss_goes_down_on_a_fixed_batch(name, data_root):
     # weight moves by ~lr) overshoot on one small batch; at lr 1e-6 descent is monotone, warm-up aside.
     config = tiny(name, data_root, lr=1e-6, warmup_steps=0)
     dataset = train.load_dataset(config)
-    engine = train.build_engine(config, dataset)
+    engine = build_engine(config, dataset)
     batch = first_batch(engine, dataset)
     totals = []
     for iteration in range(4 if engine.method.camera_adversary else 3):
-        values = train.train_step(engine, batch, iteration)
+        values = train_step(engine, batch, iteration)
         if "total" in values:
             totals.append(values["total"])
     assert len(totals) >= 2
@@ -60,17 +63,17 @@ def test_each_preset_loss_goes_down_on_a_fixed_batch(name, data_root):
 def test_algorithm_1_alternation_moves_only_the_network_being_trained(data_root):
     config = tiny("acn", data_root)
     dataset = train.load_dataset(config)
-    engine = train.build_engine(config, dataset)
+    engine = build_engine(config, dataset)
     batch = first_batch(engine, dataset)
     f_before, d_before = parameters(engine.model), parameters(engine.discriminator)
 
-    values = train.discriminator_step(engine, batch, iteration=0)
+    values = discriminator_step(engine, batch, iteration=0)
     assert set(values) == {"camera_discriminator"}
     assert same(f_before, engine.model), "F moved during D's step"
     assert not same(d_before, engine.discriminator), "D did not move in its own step"
 
     d_after_its_step = parameters(engine.discriminator)
-    values = train.extractor_step(engine, batch, iteration=1)
+    values = extractor_step(engine, batch, iteration=1)
     assert {"metric", "camera_extractor", "total"} <= set(values)
     assert same(d_after_its_step, engine.discriminator), "D moved during F's step"
     assert not same(f_before, engine.model), "F did not move in its own step"
@@ -85,16 +88,16 @@ def test_algorithm_1_alternation_moves_only_the_network_being_trained(data_root)
 def test_algorithm_1_schedule_of_steps(k, adversary_batches, expected, data_root, monkeypatch):
     config = tiny("atl_acn", data_root, discriminator_steps=k, adversary_batches=adversary_batches)
     dataset = train.load_dataset(config)
-    engine = train.build_engine(config, dataset)
+    engine = build_engine(config, dataset)
     calls = []
-    monkeypatch.setattr(train, "_forward", lambda *a, **kw: train.models.ReIDOutput(*[None] * 3))
-    monkeypatch.setattr(train, "discriminator_step", lambda *a, **kw: calls.append("D") or {})
-    monkeypatch.setattr(train, "extractor_step", lambda *a, **kw: calls.append("F") or {})
+    monkeypatch.setattr(readnet.engine, "_forward", lambda *a, **kw: models.ReIDOutput(*[None] * 3))
+    monkeypatch.setattr(readnet.engine, "discriminator_step", lambda *a, **kw: calls.append("D") or {})
+    monkeypatch.setattr(readnet.engine, "extractor_step", lambda *a, **kw: calls.append("F") or {})
     batch = first_batch(engine, dataset)
     steps = []
     for iteration in range(4):
         calls.clear()
-        train.train_step(engine, batch, iteration)
+        train_step(engine, batch, iteration)
         steps.append("".join(sorted(set(calls), key=calls.index)))
     assert steps == expected
     if adversary_batches == "shared":
@@ -130,7 +133,7 @@ def test_resume_is_bit_exact_mid_epoch_and_at_epoch_ends(data_root, tmp_path):
     final_a = runs.read_json(whole / runs.FINAL_METRICS_FILE)
     assert final_a == runs.read_json(parts / runs.FINAL_METRICS_FILE)
     assert len(runs.read_json(parts / runs.ENVIRONMENT_FILE)["resumes"]) == 2
-    assert train.test(whole) == {k: v for k, v in final_a.items() if k.startswith(("mAP", "rank"))}
+    assert train.test(whole) == {k: v for k, v in final_a.items() if k.startswith(("mAP", "rank", "cmc"))}
 
 
 def test_a_checkpoint_from_elsewhere_is_refused(tmp_path, data_root):
@@ -141,7 +144,7 @@ def test_a_checkpoint_from_elsewhere_is_refused(tmp_path, data_root):
     other_version = tmp_path / "future.pt"
     torch.save({"format": runs.CHECKPOINT_FORMAT, "format_version": 99}, other_version)
     pickled_object = tmp_path / "object.pt"
-    torch.save({"format": runs.CHECKPOINT_FORMAT, "config": object.__new__(train.Method)}, pickled_object)
+    torch.save({"format": runs.CHECKPOINT_FORMAT, "config": object.__new__(Method)}, pickled_object)
     for path, reason in ((torchvision_weights, "no format"), (random_bytes, "weights_only"),
                          (other_version, "format version 99"), (pickled_object, "weights_only")):
         with pytest.raises(runs.CheckpointError, match=reason) as error:
@@ -165,7 +168,7 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(data_
 
     monkeypatch.setattr(losses, "original_triplet", poisoned)
     run_dir = tmp_path / "run"
-    with pytest.raises(train.NonFiniteLossError, match="metric loss is nan at iteration 2") as error:
+    with pytest.raises(NonFiniteLossError, match="metric loss is nan at iteration 2") as error:
         train.train(tiny("basel", data_root, max_iterations=3, checkpoint_every=2), run_dir)
     assert error.value.iteration == 2
     checkpoint = runs.load_checkpoint(run_dir / runs.LAST_CHECKPOINT)
@@ -180,28 +183,28 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(data_
 def test_augmentation_is_flip_only_for_readnet_and_reproducible():
     images = torch.arange(2 * 3 * 4 * 2, dtype=torch.float32).reshape(2, 3, 4, 2)
     config = PRESETS["basel"]
-    out = train.augment(images, config, torch.Generator().manual_seed(0))
+    out = augment.augment(images, config, torch.Generator().manual_seed(0))
     for original, augmented in zip(images, out):
         assert torch.equal(augmented, original) or torch.equal(augmented, original.flip(-1))
-    again = train.augment(images, config, torch.Generator().manual_seed(0))
+    again = augment.augment(images, config, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
-    strong = train.augment(images, replace(config, pad=1, random_erasing=1.0), torch.Generator().manual_seed(0))
+    strong = augment.augment(images, replace(config, pad=1, random_erasing=1.0), torch.Generator().manual_seed(0))
     assert strong.shape == images.shape and not torch.equal(strong, out)
 
 
 def test_mnist_fallback_trains_a_2d_embedding():
-    config = train.MnistConfig(loss="angular", epochs=1, max_train_images=40, max_test_images=10, batch_size=20,
+    config = mnist.MnistConfig(loss="angular", epochs=1, max_train_images=40, max_test_images=10, batch_size=20,
                                max_triplets=500, progress=False)
-    data = train.load_mnist_data(config)
+    data = mnist.load_mnist_data(config)
     assert data.source.startswith("scikit-learn digits") and data.train_images.shape[1:] == (1, 28, 28)
-    model, history = train.train_mnist(config, data)
+    model, history = mnist.train_mnist(config, data)
     assert len(history["loss"]) == 1 and history["data_source"] == data.source and history["margin"] == 0.08
-    assert train.embed_mnist(model, data.test_images).shape == (10, 2)
+    assert mnist.embed_mnist(model, data.test_images).shape == (10, 2)
 
 
 def test_mnist_reads_the_real_subset(shared_mnist):
-    config = train.MnistConfig(data_root=str(shared_mnist), max_train_images=100, max_test_images=20)
-    data = train.load_mnist_data(config)
+    config = mnist.MnistConfig(data_root=str(shared_mnist), max_train_images=100, max_test_images=20)
+    data = mnist.load_mnist_data(config)
     assert data.source.startswith("MNIST subset") and len(data.train_labels) == 100
     assert set(data.train_labels.tolist()) == set(range(10))
 
@@ -210,7 +213,7 @@ def test_recalibrated_batchnorm_holds_the_final_weights_statistics():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
     images = torch.randn(40, 1, 4, 4) * 3 + 5
-    train.recalibrate_batchnorm(model, images, batch_size=10, device=torch.device("cpu"))
+    mnist.recalibrate_batchnorm(model, images, batch_size=10, device=torch.device("cpu"))
     conv_out = model[0](images)
     norm = model[1]
     assert torch.allclose(norm.running_mean, conv_out.mean(dim=(0, 2, 3)), atol=1e-5)
@@ -220,8 +223,8 @@ def test_recalibrated_batchnorm_holds_the_final_weights_statistics():
 def test_smaller_backbone_option_reaches_the_model_and_discriminator(data_root):
     config = tiny("acn", data_root, backbone="resnet18")
     dataset = train.load_dataset(config)
-    engine = train.build_engine(config, dataset)
+    engine = build_engine(config, dataset)
     assert engine.model.feature_dim == 512
-    assert train.train_step(engine, first_batch(engine, dataset), 0)
+    assert train_step(engine, first_batch(engine, dataset), 0)
     with pytest.raises(ValueError, match="backbone"):
         tiny("basel", data_root, backbone="vgg16")

@@ -1,0 +1,275 @@
+"""Training configuration: the typed TrainConfig, the methods it can train, its validation,
+``--set key=value`` parsing and the JSON form a run folder records.
+
+The papers' settings are named presets in readnet.presets; this module states no paper constant.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+
+import torch
+
+from readnet import data as reid_data
+from readnet import losses, models, precision
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a method trains: its metric loss, whether D plays (ACN), whether it is RGB-IR."""
+
+    metric_loss: str  # "original" (eq. 5) | "angular" (eq. 9) | "exp_angular" (expAT eq. 10)
+    camera_adversary: bool = False
+    cross_modal: bool = False
+
+
+METHODS = {
+    "basel": Method("original"),
+    "atl": Method("angular"),
+    "acn": Method("original", camera_adversary=True),
+    "atl_acn": Method("angular", camera_adversary=True),
+    "expat_triplet": Method("original"),
+    "expat_bnneck": Method("original"),
+    "expat": Method("exp_angular"),
+    "expat_center": Method("exp_angular"),
+    "expat_cross_modal": Method("exp_angular", cross_modal=True),
+}
+# Batch-hard mining metric per metric loss: L_ori mines in Euclidean distance (TriNet), ATL in
+# angle (§3.2), expAT on cosine (the authors mine on normalised squared distances, the same order).
+MINING_METRIC = {"original": "euclidean", "angular": "angular", "exp_angular": "cosine"}
+
+CHOICES = {
+    "method": tuple(METHODS),
+    "cuhk03_variant": ("labeled", "detected"),
+    "expat_variant": losses.EXPAT_VARIANTS,
+    "adversary_batches": ("separate", "shared"),
+    "neck": models.NECKS,
+    "backbone": tuple(models.BACKBONES),
+    "schedule_unit": ("epoch", "iteration"),
+    "eval_metric": ("euclidean", "cosine", "angular"),
+    "test_feature": ("after", "before"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Defaults are ReadNet §4.2's common settings; PRESETS name the rows."""
+
+    method: str = "basel"
+    dataset: str = "market1501"
+    data_root: str = ""
+    cuhk03_variant: str = "labeled"
+    regdb_trial: int = 1
+    # losses: margin None -> the paper's value for the method and dataset (resolve_margin)
+    margin: float | None = None
+    w1: float = 0.0  # weight of L_reg in ATL, eq. 9
+    w2: float = 0.0  # weight of L_cam in L_acn, eq. 13
+    metric_loss_weight: float = 1.0
+    id_loss_weight: float = 0.0
+    id_label_smoothing: float = 0.1
+    center_loss_weight: float = 0.0
+    lr_center: float = 0.5
+    expat_variant: str = "reference"
+    expat_alpha: float = 1.0
+    expat_beta: float = 1.0
+    # camera adversary (Algorithm 1)
+    discriminator_steps: int = 1
+    camera_label_smoothing: float = 0.1
+    normalize_camera_features: bool = True
+    adversary_batches: str = "separate"
+    discriminator_dropout: float = 0.5
+    # model
+    neck: str = "none"
+    backbone: str = "resnet50"  # both papers; "resnet18"/"resnet34" let a CPU-only demo learn in minutes
+    last_stride: int = 2
+    pretrained: bool | str = True
+    # batches and augmentation
+    p: int = 32
+    k: int = 4
+    height: int = 128
+    width: int = 64
+    flip_probability: float = 0.5
+    pad: int = 0
+    random_erasing: float = 0.0
+    # optimisation and schedule
+    epochs: int | None = 600
+    lr: float = 2e-4
+    lr_discriminator: float = 3e-4
+    weight_decay: float = 5e-4
+    weight_decay_bias: float | None = None
+    bias_lr_factor: float = 1.0
+    milestones: tuple[int, ...] = (200, 400)
+    gamma: float = 0.1
+    warmup_factor: float = 1.0
+    warmup_steps: int = 0
+    schedule_unit: str = "epoch"
+    # evaluation
+    eval_metric: str = "euclidean"
+    test_feature: str = "after"
+    eval_every: int = 0
+    eval_batch_size: int = 512
+    eval_trials: int = 10
+    # run control
+    device: str = "auto"
+    amp: bool | None = None
+    seed: int = 0
+    max_iterations: int | None = None
+    checkpoint_every: int = 0
+    checkpoint_epochs: int | None = None
+    num_workers: int = 4
+    progress: bool = True
+    # the fast path (readnet.fast_path); bf16 autocast is `amp`
+    fast_path: bool | None = None
+    device_cache: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    cuda_graphs: bool = False
+    log_every: int = 50
+    decode_cache_dir: str | None = None
+
+
+FIELD_NOTES = {
+    "margin": "None resolves to the paper's margin for the method and dataset (readnet.presets.resolve_margin)",
+    "camera_label_smoothing": "alpha of eq. 12; not given in the paper, 0.1 as in Szegedy et al. [29]",
+    "adversary_batches": "'separate': every D or F step draws its own PK batch (§4.2 counts ~7,000 F + "
+    "~7,000 D iterations in 600 epochs); 'shared': D's k steps reuse F's batch",
+    "normalize_camera_features": "§4.2: 'Features are normalized when computing L_atl and L_cam'",
+    "amp": "None: bf16 autocast on CUDA, off on CPU",
+    "epochs": "an epoch is one pass over the training identities, len(PKSampler) batches (§4.2)",
+    "expat_variant": "'reference' = exp of the batch mean (the authors' code), 'paper' = mean of exp (eq. 10)",
+    "num_workers": "DataLoader workers; the loader's transform is deterministic, so any count resumes exactly",
+    "checkpoint_epochs": "write checkpoints/last.pt every N epoch ends; None: 1 on the plain path, 50 on the fast "
+    "path (a ResNet-50 checkpoint takes longer than an epoch of fast steps)",
+    "fast_path": "None: on for CUDA, off on the CPU; the flags below are its parts",
+    "device_cache": "fast path: training (and test) images decoded once into a uint8 tensor on the device",
+    "channels_last": "fast path: NHWC memory format for the convolutions",
+    "compile": "fast path: torch.compile the model (the first steps take minutes)",
+    "cuda_graphs": "fast path, CUDA: compile with mode 'reduce-overhead' (CUDA graphs)",
+    "log_every": "losses are read back to the host (and checked for NaN) every N steps on the fast path",
+    "decode_cache_dir": "folder for decoded image tensors, so later runs skip decoding (None: decode each run)",
+}
+
+# Fields a resume may change: they steer the run, not what it computes.
+RESUMABLE_OVERRIDES = ("max_iterations", "epochs", "progress", "num_workers", "device", "checkpoint_every",
+                       "eval_every", "eval_batch_size", "checkpoint_epochs", "device_cache", "channels_last", "compile",
+                       "cuda_graphs", "log_every", "decode_cache_dir")
+
+def _field_types() -> dict[str, typing.Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Raise ValueError naming the field and its valid values; return the config unchanged."""
+    for name, choices in CHOICES.items():
+        if getattr(config, name) not in choices:
+            raise ValueError(f"{name}={getattr(config, name)!r} is not valid; choose one of {', '.join(choices)}")
+    if config.dataset not in reid_data.DATASET_NAMES:
+        raise ValueError(f"dataset={config.dataset!r} is not valid; choose one of {', '.join(reid_data.DATASET_NAMES)}")
+    method = METHODS[config.method]
+    if method.cross_modal != (config.dataset in ("sysu_mm01", "regdb")):
+        kind = "an RGB-IR dataset (sysu_mm01, regdb)" if method.cross_modal else "a single-modality dataset"
+        raise ValueError(f"method {config.method!r} trains on {kind}, got dataset={config.dataset!r}")
+    if config.p < 2 or config.k < 2:
+        raise ValueError(f"p and k must be >= 2 for batch-hard triplets, got p={config.p}, k={config.k}")
+    if config.epochs is None and config.max_iterations is None:
+        raise ValueError("set epochs or max_iterations: the run needs an end")
+    if config.discriminator_steps < 1:
+        raise ValueError(f"discriminator_steps (k of Algorithm 1) must be >= 1, got {config.discriminator_steps}")
+    if config.height < 1 or config.width < 1:
+        raise ValueError(f"height and width must be positive, got {config.height}x{config.width}")
+    if config.log_every < 1:
+        raise ValueError(f"log_every must be >= 1 (steps between loss read-backs), got {config.log_every}")
+    if config.checkpoint_epochs is not None and config.checkpoint_epochs < 1:
+        raise ValueError(f"checkpoint_epochs must be >= 1 or None (automatic), got {config.checkpoint_epochs}")
+    return config
+
+
+def _parse_value(name: str, text: str, hint: typing.Any) -> typing.Any:
+    """Parse a --set value by the field's annotated type."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    lowered = text.strip().lower()
+    if type(None) in options and lowered in ("none", "null"):
+        return None
+    for option in options:
+        if option is bool and lowered in ("true", "false", "1", "0"):
+            return lowered in ("true", "1")
+        if option is int:
+            try:
+                return int(text)
+            except ValueError:
+                continue
+        if option is float:
+            try:
+                return float(text)
+            except ValueError:
+                continue
+        if typing.get_origin(option) is tuple:
+            parts = [part for part in text.strip("()[] ").split(",") if part.strip()]
+            try:
+                return tuple(int(part) for part in parts)
+            except ValueError:
+                continue
+    if str in options:
+        return text
+    readable = " or ".join("None" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
+    raise ValueError(f"--set {name}={text!r}: expected {readable}")
+
+
+def parse_overrides(items: list[str]) -> dict[str, typing.Any]:
+    """`["key=value", ...]` -> typed overrides; an unknown key raises, listing the valid ones."""
+    hints = _field_types()
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        if key not in hints:
+            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(hints)}")
+        overrides[key] = _parse_value(key, value, hints[key])
+    return overrides
+
+
+def config_to_dict(config: TrainConfig) -> dict:
+    out = dataclasses.asdict(config)
+    out["milestones"] = list(config.milestones)
+    return out
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """Rebuild a TrainConfig from config.json (unknown keys raise, naming them)."""
+    hints = _field_types()
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ValueError(f"config has unknown keys {unknown}; valid keys: {', '.join(hints)}")
+    values = dict(values)
+    if "milestones" in values:
+        values["milestones"] = tuple(values["milestones"])
+    return TrainConfig(**values)
+
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available; use device=auto or cpu")
+    return device
+
+
+def fast_path_enabled(config: TrainConfig, device: torch.device) -> bool:
+    """``fast_path`` None means on for CUDA, off elsewhere."""
+    return device.type == "cuda" if config.fast_path is None else bool(config.fast_path)
+
+
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast: on by default on CUDA, off on CPU; `amp` forces it either way. CPU bf16 is
+    refused where oneDNN may use its faulty AMX kernels (precision.require_safe_cpu_bf16)."""
+    enabled = device.type == "cuda" if config.amp is None else config.amp
+    if enabled and device.type == "cpu":
+        precision.require_safe_cpu_bf16()
+    return torch.bfloat16 if enabled else None

@@ -1,0 +1,117 @@
+"""Inference: test features of a split (one extraction, from the DataLoader or the device cache) and
+one model evaluation with the dataset's protocol, returning mAP and the whole CMC curve (percent)."""
+from __future__ import annotations
+
+import typing
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from readnet import data as reid_data
+from readnet import evaluation
+from readnet.config import METHODS, TrainConfig, amp_dtype, fast_path_enabled
+from readnet.data.device_cache import DeviceImageCache
+
+RANKS = (1, 5, 10, 20)
+SYSU_SETTINGS = {"all_single": ("all", 1), "all_multi": ("all", 10), "indoor_single": ("indoor", 1),
+                 "indoor_multi": ("indoor", 10)}
+
+
+def _loader_batches(records: list, config: TrainConfig, device: torch.device):
+    """(images, modality ids, count) batches of `records`, decoded with the deterministic test transform."""
+    loader = torch.utils.data.DataLoader(
+        reid_data.ImageDataset(records, reid_data.build_transform(config.height, config.width, train=False)),
+        batch_size=config.eval_batch_size, shuffle=False, num_workers=config.num_workers)
+    modality = torch.tensor([r.modality == "ir" for r in records], dtype=torch.long)
+    for images, _, _, index in tqdm(loader, desc="features", leave=False, disable=not config.progress):
+        yield images.to(device), modality[index].to(device), len(index)
+
+
+def _cache_batches(cache: DeviceImageCache, modality: torch.Tensor, batch_size: int):
+    """(images, modality ids, count) batches of the cached images. Every batch holds ``batch_size``
+    images (the last one padded by repeating its final index, trimmed after), so a compiled model
+    sees one shape and never recompiles."""
+    count = len(cache)
+    for start in range(0, count, batch_size):
+        indices = torch.arange(start, start + batch_size, device=cache.device).clamp_(max=count - 1)
+        images, _, _ = cache.batch(indices, flip_p=0.0)
+        yield images, modality.index_select(0, indices), min(batch_size, count - start)
+
+
+def _cached_split(records: list, config: TrainConfig, device: torch.device, caches: dict, split: str):
+    """The split's decoded images on the device, decoded once and kept in `caches`."""
+    if split not in caches:
+        cache = DeviceImageCache.from_records(records, config.height, config.width, device,
+                                              cache_dir=config.decode_cache_dir or None)
+        modality = torch.tensor([r.modality == "ir" for r in records], dtype=torch.long, device=device)
+        caches[split] = (cache, modality)
+    return caches[split]
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, records: list, config: TrainConfig, caches: dict | None = None,
+                     split: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Test features (float32), pids and camids of `records`.
+
+    On the fast path with a device cache (and a `split` name) the images are decoded once into
+    `caches` and the features stay on the model's device; otherwise a DataLoader decodes them and
+    the features come back to the CPU."""
+    device = next(model.parameters()).device
+    dtype = amp_dtype(config, device)
+    cross_modal = METHODS[config.method].cross_modal
+    cached = split is not None and fast_path_enabled(config, device) and config.device_cache
+    if cached:
+        cache, modality = _cached_split(records, config, device, {} if caches is None else caches, split)
+        batches: typing.Iterable = _cache_batches(cache, modality, config.eval_batch_size)
+        pids, camids = cache.pids, cache.camids
+    else:
+        batches = _loader_batches(records, config, device)
+        pids = torch.tensor([r.pid for r in records], dtype=torch.long)
+        camids = torch.tensor([r.camid for r in records], dtype=torch.long)
+    was_training = model.training
+    model.eval()
+    features = []
+    for images, modality_ids, count in batches:
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            output = model(images, modality_ids) if cross_modal else model(images)
+        feature = output.feature.float()[:count]
+        features.append(feature if cached else feature.cpu())
+    model.train(was_training)
+    return torch.cat(features), pids, camids
+
+
+def _percent(cmc: np.ndarray, mAP: float) -> dict:
+    out = {"mAP": 100.0 * float(mAP)}
+    out.update({f"rank{r}": 100.0 * float(cmc[r - 1]) for r in RANKS if r <= len(cmc)})
+    out["cmc"] = [round(100.0 * float(value), 6) for value in cmc]
+    return out
+
+
+def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: TrainConfig,
+                   sysu_settings: tuple[str, ...] = tuple(SYSU_SETTINGS), caches: dict | None = None) -> dict:
+    """mAP, rank-r and the CMC curve (percent) with the dataset's protocol: Market rule (Market/Duke/
+    CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
+    setting) or RegDB (both directions). The headline numbers are all_single (SYSU) or
+    visible_to_thermal (RegDB). On the fast path the features, distances and ranking stay on the
+    model's device (`caches` keeps the decoded test images for later evaluations)."""
+    caches = {} if caches is None else caches
+    query, q_pids, q_camids = extract_features(model, dataset.query, config, caches, "query")
+    gallery, g_pids, g_camids = extract_features(model, dataset.gallery, config, caches, "gallery")
+    metric = config.eval_metric
+    if dataset.protocol == "sysu_mm01":
+        settings = {}
+        for name in sysu_settings:
+            mode, shots = SYSU_SETTINGS[name]
+            result = evaluation.evaluate_sysu_mm01(query, q_pids, q_camids, gallery, g_pids, g_camids, mode=mode,
+                                                   shots=shots, trials=config.eval_trials, metric=metric)
+            settings[name] = _percent(result.cmc_mean, result.mAP_mean)
+        return {**settings[sysu_settings[0]], "settings": settings}
+    if dataset.protocol == "regdb":
+        settings = {direction: _percent(*evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric))
+                    for direction in evaluation.REGDB_DIRECTIONS}
+        return {**settings["visible_to_thermal"], "settings": settings}
+    cmc, mAP = evaluation.evaluate(evaluation.pairwise_distance(query, gallery, metric), q_pids, g_pids,
+                                   q_camids, g_camids)
+    return _percent(cmc, mAP)

@@ -92,11 +92,11 @@ def run(preset_name, dataset, **schedule):
     return run_dir
 
 
-def save_side_by_side(runs, table, stem, title):
+def save_side_by_side(run_dirs, table, stem, title):
     """Our runs beside a published expAT table, saved as CSV, Markdown and a figure."""
     data_source = explore.combined_source([data[runs.load_run(run_dir).config["dataset"]].source
-                                           for run_dir in runs])
-    frame = published.side_by_side(explore.results_frame(runs), table=table, data_source=data_source)
+                                           for run_dir in run_dirs])
+    frame = published.side_by_side(explore.results_frame(run_dirs), table=table, data_source=data_source)
     plots.save_table(frame, stem, output)
     plots.save_figure(plots.side_by_side_figure(frame, title=f"{title}: paper vs "
                                                 f"{published.ours_column(data_source)}"), stem, output)

@@ -1,15 +1,27 @@
 """readnet: a study kit for angular metric learning in person re-identification.
 
-Modules, one per concept:
+Modules, one per concept (docs/architecture.md says what each owns and may import):
+  distances   euclidean, cosine and angular distances, row-wise and pairwise
   losses      triplet-loss family (ReadNet eq. 5-12, expAT eq. 10)
   mining      batch-hard, all-triplets and cross-modal mining
   data        dataset readers, samplers, synthetic generator (readnet.data.synthetic)
-  evaluation  distances, CMC/mAP, SYSU-MM01 and RegDB protocols
+  evaluation  CMC/mAP, SYSU-MM01 and RegDB protocols, nearest-class and camera probes
   models      ResNet backbones, heads, camera discriminator, MNIST net
-  train       typed configs, presets, the training engine and run folders
+  config      TrainConfig, its validation and --set parsing
+  presets     the papers' settings, each constant once
+  augment     the training augmentation (one implementation for every device)
+  batches     PK epochs, the DataLoader and the device cache of the training images
+  engine      F, D, optimisers, schedule and Algorithm 1's steps
+  inference   feature extraction and model evaluation
+  train       the training entry: train / resume / test and the shared loop
+  runs        run folders, checkpoints, RNG state, atomic writes
+  mnist       ReadNet Fig. 1 on MNIST
+  commands    the console script's training commands (cli dispatches)
   precision   float32 islands under autocast; when CPU bf16 is safe
+  distributed DDP helpers and the sweep fan-out
   plots       figures shared by the notebooks
   published   the papers' published numbers
+  explore     plain functions under the notebooks' widgets
   reproduce   the papermill notebook runner
 """
 

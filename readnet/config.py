@@ -80,6 +80,7 @@ class TrainConfig:
     normalize_camera_features: bool = True
     adversary_batches: str = "separate"
     discriminator_dropout: float = 0.5
+    discriminator_activation_after_output: bool = False
     # model
     neck: str = "none"
     backbone: str = "resnet50"  # both papers; "resnet18"/"resnet34" let a CPU-only demo learn in minutes
@@ -135,6 +136,8 @@ FIELD_NOTES = {
     "camera_label_smoothing": "alpha of eq. 12; not given in the paper, 0.1 as in Szegedy et al. [29]",
     "adversary_batches": "'separate': every D or F step draws its own PK batch (§4.2 counts ~7,000 F + "
     "~7,000 D iterations in 600 epochs); 'shared': D's k steps reuse F's batch",
+    "discriminator_activation_after_output": "§4.2 says ReLU and Dropout follow 'each layer' of D; false (default): "
+    "after the first FC only, true: the literal reading (also after the output layer)",
     "normalize_camera_features": "§4.2: 'Features are normalized when computing L_atl and L_cam'",
     "amp": "None: bf16 autocast on CUDA, off on CPU",
     "epochs": "an epoch is one pass over the training identities, len(PKSampler) batches (§4.2)",

@@ -86,13 +86,13 @@ class Engine:
     schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR]
     generator: torch.Generator
     pretrained: dict
-    fast: bool = False  # readnet.fast_path's steps: sync-free losses, device augmentation
-    images: TrainingImages | None = None  # the device cache of the training set
-    train_model: nn.Module | None = None  # the model as steps call it: DDP-wrapped under torchrun
-    train_discriminator: nn.Module | None = None
+    metric_loss: MetricLoss  # (anchors, positives, negatives) -> loss
+    miner: Miner  # (features, pids) -> (anchor, positive, negative) indices
+    train_model: nn.Module  # the model as steps call it: DDP-wrapped (and compiled) when training
+    train_discriminator: nn.Module | None = None  # D as its own steps call it
     train_center: nn.Module | None = None
-    metric_loss: MetricLoss | None = None  # (anchors, positives, negatives) -> loss
-    miner: Miner | None = None  # (features, pids) -> (anchor, positive, negative) indices
+    fast: bool = False  # the fast path: sync-free losses, batches from the device cache
+    images: TrainingImages | None = None  # the device cache of the training set
     eval_caches: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -131,8 +131,9 @@ def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained
     optimizers = {"extractor": torch.optim.Adam(_parameter_groups(model, config), fused=fused or None)}
     discriminator = center = None
     if method.camera_adversary:
-        discriminator = models.CameraDiscriminator(dataset.num_cameras, in_dim=model.feature_dim,
-                                                   dropout=config.discriminator_dropout).to(device)
+        discriminator = models.CameraDiscriminator(
+            dataset.num_cameras, in_dim=model.feature_dim, dropout=config.discriminator_dropout,
+            activation_after_output=config.discriminator_activation_after_output).to(device)
         optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator,
                                                        weight_decay=config.weight_decay, fused=fused or None)
     if config.center_loss_weight > 0:
@@ -148,9 +149,9 @@ def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained
     dtype = amp_dtype(config, device)
     engine = Engine(config, method, device, dtype, model, discriminator, center, optimizers, schedulers,
                     torch.Generator(device=device if fast else "cpu").manual_seed(rank_seed(config.seed, rank)),
-                    record, fast=fast, train_model=model, train_discriminator=discriminator, train_center=center,
-                    metric_loss=metric_loss or default_metric_loss(config),
-                    miner=miner or default_miner(config, sync_free=fast or distributed.get_world_size() > 1))
+                    record, metric_loss=metric_loss or default_metric_loss(config),
+                    miner=miner or default_miner(config, sync_free=fast or distributed.get_world_size() > 1),
+                    train_model=model, train_discriminator=discriminator, train_center=center, fast=fast)
     if for_training:
         if fast:
             prepare_model(model, config, device)
@@ -206,7 +207,7 @@ def _autocast(engine: Engine):
 
 
 def _forward(engine: Engine, images: torch.Tensor, modality: str | torch.Tensor = "rgb") -> models.ReIDOutput:
-    model = engine.model if engine.train_model is None else engine.train_model
+    model = engine.train_model
     with _autocast(engine):
         return model(images, modality) if engine.method.cross_modal else model(images)
 
@@ -285,7 +286,7 @@ def _single_modal_terms(engine: Engine, batch: Batch, output: models.ReIDOutput)
                                                                  config.id_label_smoothing, validate=not engine.sync_free)
         total = total + config.id_loss_weight * terms["identity"]
     if engine.center is not None:
-        terms["center"] = (engine.center if engine.train_center is None else engine.train_center)(features, batch.pids)
+        terms["center"] = engine.train_center(features, batch.pids)
         total = total + config.center_loss_weight * terms["center"]
     if engine.method.camera_adversary:
         # D is frozen (no grads) but kept in train mode: F maximises the same stochastic,

@@ -228,3 +228,12 @@ def test_smaller_backbone_option_reaches_the_model_and_discriminator(data_root):
     assert train_step(engine, first_batch(engine, dataset), 0)
     with pytest.raises(ValueError, match="backbone"):
         tiny("basel", data_root, backbone="vgg16")
+
+
+@pytest.mark.parametrize("literal", [False, True])
+def test_the_discriminator_reading_of_section_4_2_is_a_config_field(literal, data_root):
+    """§4.2's "ReLU and Dropout after each layer": after the first FC only (default) or literally."""
+    config = tiny("acn", data_root, discriminator_activation_after_output=literal)
+    engine = build_engine(config, train.load_dataset(config))
+    last = list(engine.discriminator.modules())[-1]
+    assert isinstance(last, torch.nn.Dropout) == literal

@@ -106,6 +106,7 @@ class TrainConfig:
     warmup_factor: float = 1.0
     warmup_steps: int = 0
     schedule_unit: str = "epoch"
+    schedule_offset: int = 0
     # evaluation
     eval_metric: str = "euclidean"
     test_feature: str = "after"
@@ -138,6 +139,8 @@ FIELD_NOTES = {
     "~7,000 D iterations in 600 epochs); 'shared': D's k steps reuse F's batch",
     "discriminator_activation_after_output": "§4.2 says ReLU and Dropout follow 'each layer' of D; false (default): "
     "after the first FC only, true: the literal reading (also after the output layer)",
+    "schedule_offset": "schedule steps taken before the first epoch: 1 for the strong baseline, whose scheduler "
+    "steps at each epoch's start (first epoch at 0.109x with warm-up, decay at the 40th epoch); 0 for ReadNet",
     "normalize_camera_features": "§4.2: 'Features are normalized when computing L_atl and L_cam'",
     "amp": "None: bf16 autocast on CUDA, off on CPU",
     "epochs": "an epoch is one pass over the training identities, len(PKSampler) batches (§4.2)",

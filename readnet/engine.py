@@ -52,7 +52,10 @@ class NonFiniteLossError(RuntimeError):
 
 def lr_factor(step: int, config: TrainConfig) -> float:
     """Multiplier of the base lr after `step` epochs (or iterations): the linear warm-up of the strong
-    baseline's WarmupMultiStepLR, times gamma per milestone passed (MultiStepLR; §4.2: x0.1 at 200, 400)."""
+    baseline's WarmupMultiStepLR, times gamma per milestone passed (MultiStepLR; §4.2: x0.1 at 200, 400).
+    `schedule_offset` steps are taken before the first epoch: the strong baseline steps its scheduler
+    at each epoch's start, so its epoch e (from 0) runs at step e + 1."""
+    step += config.schedule_offset
     warm = 1.0
     if step < config.warmup_steps:
         alpha = step / config.warmup_steps

@@ -27,14 +27,15 @@ _READNET = TrainConfig()
 _STRONG_BASELINE = replace(
     _READNET, method="expat", p=16, k=4, height=256, width=128, pad=10, random_erasing=0.5, epochs=120,
     lr=3.5e-4, weight_decay=5e-4, weight_decay_bias=5e-4, bias_lr_factor=1.0, milestones=(40, 70), gamma=0.1,
-    warmup_factor=0.01, warmup_steps=10, last_stride=1, id_loss_weight=1.0, id_label_smoothing=0.1,
+    warmup_factor=0.01, warmup_steps=10, schedule_offset=1, last_stride=1, id_loss_weight=1.0, id_label_smoothing=0.1,
     eval_metric="cosine", test_feature="after", eval_every=40,
 )
 # The RGB-IR recipe of expAT's rgbir_exp/codes/settings.py and main.py.
 _CROSS_MODAL = replace(
     _STRONG_BASELINE, method="expat_cross_modal", dataset="sysu_mm01", neck="csbn", p=8, k=4, height=384,
     width=128, epochs=None, max_iterations=30000, lr=3e-4, bias_lr_factor=2.0, weight_decay_bias=0.0,
-    milestones=(10000, 20000), warmup_factor=1.0 / 3, warmup_steps=500, schedule_unit="iteration", margin=EXPAT_MARGIN,
+    milestones=(10000, 20000), warmup_factor=1.0 / 3, warmup_steps=500, schedule_unit="iteration", schedule_offset=0,
+    margin=EXPAT_MARGIN,
     eval_every=0,
 )
 

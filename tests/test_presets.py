@@ -187,10 +187,14 @@ def test_lr_schedule_is_multistep_with_optional_warmup():
     basel = PRESETS["basel"]
     assert [lr_factor(e, basel) for e in (0, 199, 200, 399, 400)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
     strong = PRESETS["expat"]
-    assert lr_factor(0, strong) == pytest.approx(0.01)
-    assert lr_factor(5, strong) == pytest.approx(0.01 * 0.5 + 0.5)
-    assert lr_factor(10, strong) == pytest.approx(1.0)
-    assert lr_factor(70, strong) == pytest.approx(0.01)
+    # The strong baseline steps WarmupMultiStepLR at each epoch's start (after the constructor's step 0),
+    # so its first epoch (0 here) runs at warm-up step 1: 0.01 * 0.9 + 0.1 = 0.109, and the 40th epoch
+    # (39 here) is the first at 0.1x.
+    assert lr_factor(0, strong) == pytest.approx(0.109)
+    assert lr_factor(4, strong) == pytest.approx(0.01 * 0.5 + 0.5)
+    assert lr_factor(9, strong) == pytest.approx(1.0)
+    assert [lr_factor(e, strong) for e in (38, 39, 68, 69)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
+    assert lr_factor(0, PRESETS["expat_cross_modal"]) == pytest.approx(1.0 / 3)  # iteration schedule, no offset
 
 
 def test_config_round_trips_through_json():

@@ -44,6 +44,7 @@ CHOICES = {
     "method": tuple(METHODS),
     "cuhk03_variant": ("labeled", "detected"),
     "expat_variant": losses.EXPAT_VARIANTS,
+    "center_loss_variant": losses.CENTER_LOSS_VARIANTS,
     "adversary_batches": ("separate", "shared"),
     "neck": models.NECKS,
     "backbone": tuple(models.BACKBONES),
@@ -70,6 +71,7 @@ class TrainConfig:
     id_loss_weight: float = 0.0
     id_label_smoothing: float = 0.1
     center_loss_weight: float = 0.0
+    center_loss_variant: str = "paper"
     lr_center: float = 0.5
     expat_variant: str = "reference"
     expat_alpha: float = 1.0
@@ -141,6 +143,8 @@ FIELD_NOTES = {
     "after the first FC only, true: the literal reading (also after the output layer)",
     "schedule_offset": "schedule steps taken before the first epoch: 1 for the strong baseline, whose scheduler "
     "steps at each epoch's start (first epoch at 0.109x with warm-up, decay at the 40th epoch); 0 for ReadNet",
+    "center_loss_variant": "'paper' = Wen et al.'s (1/2)||x - c||^2, 'reference' = without the 1/2 (the expAT "
+    "and strong-baseline code; expat_center's default, so its weight 0.0005 acts as the authors')",
     "normalize_camera_features": "§4.2: 'Features are normalized when computing L_atl and L_cam'",
     "amp": "None: bf16 autocast on CUDA, off on CPU",
     "epochs": "an epoch is one pass over the training identities, len(PKSampler) batches (§4.2)",

@@ -140,7 +140,7 @@ def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained
         optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator,
                                                        weight_decay=config.weight_decay, fused=fused or None)
     if config.center_loss_weight > 0:
-        center = losses.CenterLoss(dataset.num_train_pids, model.feature_dim).to(device)
+        center = losses.CenterLoss(dataset.num_train_pids, model.feature_dim, config.center_loss_variant).to(device)
         optimizers["center"] = torch.optim.SGD(center.parameters(), lr=config.lr_center)
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(optimizers[name], lambda step: lr_factor(step, config))
                   for name in ("extractor", "discriminator") if name in optimizers}

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from readnet.precision import float32
 
 EXPAT_VARIANTS = ("paper", "reference")
+CENTER_LOSS_VARIANTS = ("paper", "reference")
 
 TripletLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
 
@@ -183,13 +184,15 @@ def _check_labels(labels: Tensor, batch: int, name: str = "labels") -> None:
 
 
 @float32
-def center_loss(features: Tensor, labels: Tensor, centers: Tensor) -> Tensor:
-    """Center loss (Wen et al. 2016, eq. 2): (1/2) ||x_i - c_{y_i}||^2, mean over the batch.
+def center_loss(features: Tensor, labels: Tensor, centers: Tensor, variant: str = "paper") -> Tensor:
+    """Center loss (Wen et al. 2016, eq. 2), mean over the batch: ``variant="paper"`` is
+    (1/2) ||x_i - c_{y_i}||^2 as the equation writes it; ``"reference"`` drops the 1/2, as the
+    expAT and reid-strong-baseline code does (so the same loss weight pulls twice as hard).
 
-    ``centers`` is the [num_classes, d] table of class centres. The common PyTorch
-    port (KaiyangZhou/pytorch-center-loss) drops the 1/2; the factor folds into the
-    loss weight.
+    ``centers`` is the [num_classes, d] table of class centres.
     """
+    if variant not in CENTER_LOSS_VARIANTS:
+        raise ValueError(f"variant must be one of {CENTER_LOSS_VARIANTS}, got {variant!r}")
     _check_features(features=features)
     _check_labels(labels, features.shape[0])
     if centers.dim() != 2 or centers.shape[1] != features.shape[1]:
@@ -199,20 +202,22 @@ def center_loss(features: Tensor, labels: Tensor, centers: Tensor) -> Tensor:
         )
     if labels.min() < 0 or labels.max() >= centers.shape[0]:
         raise ValueError(f"labels must lie in [0, {centers.shape[0]}), got {labels.min()}..{labels.max()}")
-    return 0.5 * (features - centers[labels]).pow(2).sum(dim=-1).mean()
+    squared = (features - centers[labels]).pow(2).sum(dim=-1).mean()
+    return 0.5 * squared if variant == "paper" else squared
 
 
 class CenterLoss(nn.Module):
     """Center loss with learnable class centres, as expAT+Center uses it (Wen et al. 2016)."""
 
-    def __init__(self, num_classes: int, feat_dim: int) -> None:
+    def __init__(self, num_classes: int, feat_dim: int, variant: str = "paper") -> None:
         super().__init__()
         if num_classes < 1 or feat_dim < 1:
             raise ValueError(f"num_classes and feat_dim must be >= 1, got {num_classes}, {feat_dim}")
         self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
+        self.variant = variant
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
-        return center_loss(features, labels, self.centers)
+        return center_loss(features, labels, self.centers, self.variant)
 
 
 @float32

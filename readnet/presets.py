@@ -51,7 +51,8 @@ PRESETS: dict[str, TrainConfig] = {
     "expat_bnneck": replace(_STRONG_BASELINE, method="expat_bnneck", neck="bnneck", margin=STRONG_BASELINE_MARGIN),
     "expat": replace(_STRONG_BASELINE, method="expat", neck="csbn", margin=EXPAT_MARGIN, metric_loss_weight=0.1),
     "expat_center": replace(_STRONG_BASELINE, method="expat_center", neck="csbn", margin=EXPAT_MARGIN,
-                            metric_loss_weight=0.001, center_loss_weight=0.0005, lr_center=0.5),
+                            metric_loss_weight=0.001, center_loss_weight=0.0005, center_loss_variant="reference",
+                            lr_center=0.5),
     "expat_cross_modal": _CROSS_MODAL,
     "expat_regdb": replace(_CROSS_MODAL, dataset="regdb"),
 }

@@ -290,3 +290,23 @@ def test_other_bad_inputs_raise():
         losses.center_loss(a, torch.tensor([0, 1, 1, 0]), torch.zeros(2, 5, dtype=a.dtype))
     with pytest.raises(ValueError, match="labels must lie"):
         losses.center_loss(a, torch.tensor([0, 1, 2, 0]), torch.zeros(2, 3, dtype=a.dtype))
+
+
+def test_center_loss_reference_variant_is_the_authors_unhalved_form():
+    """The authors' code has no 1/2: with the same weight it pulls features and centres twice as hard."""
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    grads = {}
+    for variant in losses.CENTER_LOSS_VARIANTS:
+        module = losses.CenterLoss(num_classes=3, feat_dim=4, variant=variant).double()
+        module.centers.data = torch.randn(3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        loss = module(features, labels)
+        loss.backward()
+        grads[variant] = (loss.detach(), module.centers.grad)
+        expected = (features - module.centers[labels]).pow(2).sum(1).mean()
+        assert torch.allclose(loss, expected * (0.5 if variant == "paper" else 1.0))
+    assert torch.allclose(grads["reference"][0], 2 * grads["paper"][0])
+    assert torch.allclose(grads["reference"][1], 2 * grads["paper"][1])
+    with pytest.raises(ValueError, match="variant"):
+        losses.center_loss(features, labels, torch.zeros(3, 4, dtype=torch.float64), variant="half")

@@ -35,8 +35,10 @@ _CROSS_MODAL = replace(
     _STRONG_BASELINE, method="expat_cross_modal", dataset="sysu_mm01", neck="csbn", p=8, k=4, height=384,
     width=128, epochs=None, max_iterations=30000, lr=3e-4, bias_lr_factor=2.0, weight_decay_bias=0.0,
     milestones=(10000, 20000), warmup_factor=1.0 / 3, warmup_steps=500, schedule_unit="iteration", schedule_offset=0,
-    margin=EXPAT_MARGIN,
-    eval_every=0,
+    margin=EXPAT_MARGIN, eval_every=0,
+    # the authors rank by squared Euclidean distance on the un-normalised BN features: the same
+    # ranking as Euclidean distance, and another ranking than cosine
+    eval_metric="euclidean",
 )
 
 PRESETS: dict[str, TrainConfig] = {

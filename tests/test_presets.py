@@ -88,6 +88,10 @@ EXPAT = [
     (CROSS, "margin", 1.0, "at_margin = 1"),
     (CROSS, "expat_alpha", 1.0, "alpha = 1.0"),
     (CROSS, "expat_beta", 1.0, "beta = 1.0"),
+    (CROSS, "eval_metric", "euclidean", "test: squared Euclidean distance of the BN features, not normalised"),
+    (CROSS, "test_feature", "after", "the post-BN feature"),
+    (("expat_center",), "center_loss_variant", "reference", "center loss without the 1/2"),
+    (SINGLE, "schedule_offset", 1, "scheduler.step() on EPOCH_STARTED"),
 ]
 
 

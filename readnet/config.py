@@ -112,6 +112,7 @@ class TrainConfig:
     # evaluation
     eval_metric: str = "euclidean"
     test_feature: str = "after"
+    test_flip: bool = False
     eval_every: int = 0
     eval_batch_size: int = 512
     eval_trials: int = 10
@@ -145,6 +146,8 @@ FIELD_NOTES = {
     "steps at each epoch's start (first epoch at 0.109x with warm-up, decay at the 40th epoch); 0 for ReadNet",
     "center_loss_variant": "'paper' = Wen et al.'s (1/2)||x - c||^2, 'reference' = without the 1/2 (the expAT "
     "and strong-baseline code; expat_center's default, so its weight 0.0005 acts as the authors')",
+    "test_flip": "average each test feature with its horizontally flipped image's (TriNet's test-time "
+    "augmentation); off in both papers' tables",
     "normalize_camera_features": "§4.2: 'Features are normalized when computing L_atl and L_cam'",
     "amp": "None: bf16 autocast on CUDA, off on CPU",
     "epochs": "an epoch is one pass over the training identities, len(PKSampler) batches (§4.2)",

@@ -75,8 +75,12 @@ def extract_features(model: nn.Module, records: list, config: TrainConfig, cache
     features = []
     for images, modality_ids, count in batches:
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            output = model(images, modality_ids) if cross_modal else model(images)
-        feature = output.feature.float()[:count]
+            feature = (model(images, modality_ids) if cross_modal else model(images)).feature.float()
+            if config.test_flip:  # TriNet's test-time augmentation: the mean with the mirrored image
+                flipped = images.flip(-1)
+                output = model(flipped, modality_ids) if cross_modal else model(flipped)
+                feature = (feature + output.feature.float()) / 2
+        feature = feature[:count]
         features.append(feature if cached else feature.cpu())
     model.train(was_training)
     return torch.cat(features), pids, camids

@@ -237,3 +237,18 @@ def test_the_discriminator_reading_of_section_4_2_is_a_config_field(literal, dat
     engine = build_engine(config, train.load_dataset(config))
     last = list(engine.discriminator.modules())[-1]
     assert isinstance(last, torch.nn.Dropout) == literal
+
+
+def test_flip_averaging_at_test_time_is_the_mean_of_both_views(data_root):
+    from readnet.data import build_transform, read_image
+    from readnet.inference import extract_features
+    config = tiny("basel", data_root)
+    dataset = train.load_dataset(config)
+    model = build_engine(config, dataset, for_training=False).model.eval()
+    records = dataset.query[:6]
+    plain, _, _ = extract_features(model, records, config)
+    both, _, _ = extract_features(model, records, replace(config, test_flip=True))
+    transform = build_transform(config.height, config.width, train=False)
+    with torch.no_grad():
+        flipped = model(torch.stack([transform(read_image(r.path)) for r in records]).flip(-1)).feature
+    torch.testing.assert_close(both, (plain + flipped) / 2, rtol=1e-5, atol=1e-5)

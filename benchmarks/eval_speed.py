@@ -5,7 +5,7 @@ those ids in imbalanced (id, camera) groups plus 2,798 distractors of pid 0, one
 (id, camera) until 3,368; distances from noisy id centres with a camera shift, mAP ~70%),
 times evaluate (median after a warm-up), checks it against the classic per-query loop on a
 subset of queries, and records the figures in benchmarks/RESULTS.md (section eval_speed).
-On every device it also times the fast path's whole ranking step from features: pairwise_distance
+On every device it also times the fast path's whole ranking step from features: chunked_pairwise_distance
 of 2048-d query and gallery features, then evaluate, all on the device (--feature-dim).
 
     python benchmarks/eval_speed.py                 # CPU, and CUDA when available
@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from _results import machine_description, record
-from readnet.evaluation import evaluate, pairwise_distance
+from readnet.distances import chunked_pairwise_distance
+from readnet.evaluation import evaluate
 
 NUM_IDS, NUM_CAMERAS, NUM_QUERY, NUM_GALLERY, NUM_DISTRACTORS = 750, 6, 3368, 15913, 2798
 
@@ -32,7 +33,7 @@ NUM_IDS, NUM_CAMERAS, NUM_QUERY, NUM_GALLERY, NUM_DISTRACTORS = 750, 6, 3368, 15
 def market_like(seed: int = 0, noise: float = 1.0, dim: int = 128):
     """Distances [3368, 15913] float32 and the pids/camids of queries and gallery (numpy)."""
     query, gallery, q_pids, g_pids, q_camids, g_camids = market_like_features(seed, noise, dim)
-    distmat = pairwise_distance(query, gallery, dtype=torch.float32)
+    distmat = chunked_pairwise_distance(query, gallery, dtype=torch.float32)
     return distmat.numpy(), q_pids, g_pids, q_camids, g_camids
 
 
@@ -68,8 +69,9 @@ def time_from_features(device: torch.device, args) -> tuple:
     query, gallery, *labels = market_like_features(args.seed, noise=args.feature_noise, dim=args.feature_dim)
     query, gallery = query.to(device), gallery.to(device)
     labels = [torch.as_tensor(x, device=device) for x in labels]
-    seconds, times = median_seconds(lambda: evaluate(pairwise_distance(query, gallery), *labels), args.repeats, device)
-    cmc, mAP = evaluate(pairwise_distance(query, gallery), *labels)
+    seconds, times = median_seconds(lambda: evaluate(chunked_pairwise_distance(query, gallery), *labels), args.repeats,
+                                    device)
+    cmc, mAP = evaluate(chunked_pairwise_distance(query, gallery), *labels)
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     what = f"pairwise_distance ({args.feature_dim}-d features) + evaluate, {label}"
     print(f"{what}: median {seconds:.3f} s; rank-1 {cmc[0]:.4f}, mAP {mAP:.4f}")

@@ -58,7 +58,7 @@ import warnings
 
 import pandas as pd
 
-from readnet import evaluation, explore, plots, presets, runs, train
+from readnet import distances, evaluation, explore, plots, presets, runs, train
 from readnet.data import DatasetCountWarning
 
 output = pathlib.Path(output_dir)
@@ -111,8 +111,8 @@ metrics_table = pd.DataFrame([{"run": run_dir.name, "method": preset, "margin": 
 plots.save_table(metrics_table, "03_final_metrics", output)
 features = explore.load_features(run_dir)
 if final["protocol"] == "market":
-    cmc, _ = evaluation.evaluate(evaluation.pairwise_distance(features.query, features.gallery, features.metric),
-                                 features.query_pids, features.gallery_pids, features.query_camids,
+    distmat = distances.chunked_pairwise_distance(features.query, features.gallery, features.metric)
+    cmc, _ = evaluation.evaluate(distmat, features.query_pids, features.gallery_pids, features.query_camids,
                                  features.gallery_camids, max_rank=20)
 else:
     # SYSU-MM01 / RegDB: the CMC points of the dataset's own protocol (headline setting).

@@ -1,4 +1,4 @@
-"""Retrieval evaluation: distances, CMC/mAP and the SYSU-MM01 / RegDB protocols (issue 3).
+"""Retrieval evaluation: CMC/mAP, the SYSU-MM01 / RegDB protocols, and the notebooks' probes.
 
 ReadNet §4.1 reports rank-1 CMC and mAP under the Market-1501 rule (also used for
 DukeMTMC-reID and CUHK03-new); expAT §4 reports SYSU-MM01 (all/indoor search,
@@ -10,8 +10,9 @@ sort, ``np.argsort(kind="stable")``). The classic per-query evaluators call
 ``np.argsort`` with its default, unstable, quicksort, so their tie order is
 unspecified; on tie-free distances they give the same numbers as this module.
 
-Only torch and numpy are imported here, so the module runs where scikit-learn is
-missing (:func:`camera_probe_accuracy` imports it when called).
+Distance matrices come from :func:`readnet.distances.chunked_pairwise_distance`. Only torch
+and numpy are imported here, so the module runs where scikit-learn is missing
+(:func:`camera_probe_accuracy` imports it when called).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from readnet.mining import METRICS, pairwise_distance_matrix
+from readnet.distances import chunked_pairwise_distance, pairwise_distance
 from readnet.precision import float32
 
 CMC_CONVENTIONS = ("standard", "official")
@@ -71,35 +72,6 @@ def _as_features(values, name: str, device: torch.device | None = None) -> Tenso
     if features.dim() != 2 or features.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty [N, d] array, got shape {tuple(features.shape)}")
     return features if features.is_floating_point() else features.float()
-
-
-@float32
-def pairwise_distance(
-    x, y, metric: str = "euclidean", chunk_size: int = 2048, dtype: torch.dtype | None = None
-) -> Tensor:
-    """[M, N] distances between the rows of x [M, d] and y [N, d], `chunk_size` rows of x at a time.
-
-    "euclidean": ||x - y||; "cosine": 1 - cos(theta); "angular": theta = arccos of the cosine
-    clamped as in ReadNet §3.2. Computed on x's device, in float32 or float64 (the wider input
-    type; never bf16, autocast or not); `dtype` (e.g. torch.float32) sets the output type, which
-    halves the memory of a float64 Market-size matrix.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    x = _as_features(x, "x")
-    y = _as_features(y, "y", x.device)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y must have the same feature size, got {tuple(x.shape)} and {tuple(y.shape)}")
-    compute = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
-    out = torch.empty(x.shape[0], y.shape[0], dtype=dtype or compute, device=x.device)
-    y = y.to(compute)
-    with torch.no_grad():
-        for start in range(0, x.shape[0], chunk_size):
-            rows = x[start:start + chunk_size].to(compute)
-            out[start:start + chunk_size] = pairwise_distance_matrix(rows, y, metric)
-    return out
 
 
 def _check_distmat(distmat) -> Tensor:
@@ -498,7 +470,7 @@ def evaluate_sysu_mm01(
     if not len(g_pids) == len(g_camids) == gallery_features.shape[0]:
         raise ValueError(f"gallery_pids ({len(g_pids)}), gallery_camids ({len(g_camids)}) and gallery_features "
                          f"({gallery_features.shape[0]} rows) must describe the same gallery items")
-    distmat = pairwise_distance(query_features, gallery_features, metric)
+    distmat = chunked_pairwise_distance(query_features, gallery_features, metric)
     per_trial, seeds = [], []
     for trial in range(trials):
         columns = sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial, seed_base)
@@ -526,7 +498,7 @@ def evaluate_regdb(
     thermal = (thermal_features, thermal_pids)
     (q_features, q_pids), (g_features, g_pids) = (
         (visible, thermal) if direction == "visible_to_thermal" else (thermal, visible))
-    distmat = pairwise_distance(q_features, g_features, metric)
+    distmat = chunked_pairwise_distance(q_features, g_features, metric)
     device = distmat.device
     q_pids = _as_labels(q_pids, "query pids", distmat.shape[0], device)
     g_pids = _as_labels(g_pids, "gallery pids", distmat.shape[1], device)
@@ -535,42 +507,70 @@ def evaluate_regdb(
                                        f"matching {direction.replace('_', ' ')}")
 
 
+def _check_nearest_class_metric(metric: str) -> None:
+    if metric not in NEAREST_CLASS_METRICS:
+        raise ValueError(f"metric must be one of {NEAREST_CLASS_METRICS}, got {metric!r}")
+
+
+def class_centres(features, labels, metric: str = "angle") -> tuple[Tensor, Tensor]:
+    """The classes (ascending) and their centres [C, d], in float64, for the nearest-class rules.
+
+    "euclidean": each class's mean feature; "angle": the mean of the class's L2-normalised
+    features, of which only the direction counts (the angular sectors of ReadNet Fig. 1).
+    """
+    _check_nearest_class_metric(metric)
+    x = _as_features(features, "features").double()
+    y = _as_labels(labels, "labels", x.shape[0], x.device)
+    classes, inverse = torch.unique(y, return_inverse=True)
+    if metric == "angle":
+        x = torch.nn.functional.normalize(x, dim=1)
+    sums = torch.zeros(classes.numel(), x.shape[1], dtype=x.dtype, device=x.device)
+    return classes, sums.index_add_(0, inverse, x) / torch.bincount(inverse)[:, None]
+
+
+def nearest_centre(features, centres: Tensor, metric: str = "angle") -> Tensor:
+    """Index into `centres` of each feature's nearest centre: the largest cosine ("angle") or the
+    smallest ||x - c|| ("euclidean")."""
+    _check_nearest_class_metric(metric)
+    x = _as_features(features, "features", centres.device).double()
+    if x.shape[1] != centres.shape[1]:
+        raise ValueError(f"features and centres differ in size: {x.shape[1]} vs {centres.shape[1]}")
+    # 1 - cos orders like the angle, without the ties that its truncation makes near cos = +-1.
+    distance = "cosine" if metric == "angle" else "euclidean"
+    return pairwise_distance(x, centres.double(), distance).argmin(1)
+
+
 @float32
 def nearest_class_accuracy(
     train_features, train_labels, test_features, test_labels, metric: str = "angle"
 ) -> float:
     """Test accuracy of classifying each feature by its nearest class centre (ReadNet Fig. 1).
 
-    "angle": the class with the largest cosine to the normalised mean of the class's normalised
-    train features (the angular sectors ATL produces); "euclidean": the nearest class mean.
+    Centres from :func:`class_centres` of the train features, the nearest by :func:`nearest_centre`.
+    "angle": the class direction closest in angle (the angular sectors ATL produces);
+    "euclidean": the nearest class mean.
     """
-    if metric not in NEAREST_CLASS_METRICS:
-        raise ValueError(f"metric must be one of {NEAREST_CLASS_METRICS}, got {metric!r}")
-    train = _as_features(train_features, "train_features").double()
-    test = _as_features(test_features, "test_features", train.device).double()
-    if train.shape[1] != test.shape[1]:
-        raise ValueError(f"train and test features differ in size: {train.shape[1]} vs {test.shape[1]}")
-    y_train = _as_labels(train_labels, "train_labels", train.shape[0], train.device)
-    y_test = _as_labels(test_labels, "test_labels", test.shape[0], train.device)
-    classes, inverse = torch.unique(y_train, return_inverse=True)
-    if metric == "angle":
-        train = torch.nn.functional.normalize(train, dim=1)
-    sums = torch.zeros(classes.numel(), train.shape[1], dtype=train.dtype, device=train.device)
-    centres = sums.index_add_(0, inverse, train) / torch.bincount(inverse)[:, None]
-    if metric == "angle":
-        scores = torch.nn.functional.normalize(test, dim=1) @ torch.nn.functional.normalize(centres, dim=1).T
-        predicted = classes[scores.argmax(1)]
-    else:
-        predicted = classes[torch.cdist(test, centres).argmin(1)]
-    return float((predicted == y_test).double().mean())
+    classes, centres = class_centres(train_features, train_labels, metric)
+    test = _as_features(test_features, "test_features", centres.device)
+    y_test = _as_labels(test_labels, "test_labels", test.shape[0], centres.device)
+    return float((classes[nearest_centre(test, centres, metric)] == y_test).double().mean())
 
 
-def camera_probe_accuracy(features, camids, test_fraction: float = 0.3, seed: int = 0) -> tuple[float, float]:
+def probe_chance(labels) -> float:
+    """A probe's chance level: the accuracy of always guessing the most frequent label, its share."""
+    counts = np.unique(np.asarray(labels), return_counts=True)[1]
+    return float(counts.max() / counts.sum())
+
+
+def camera_probe_accuracy(
+    features, camids, test_fraction: float = 0.3, seed: int = 0, inverse_regularization: float = 1.0
+) -> tuple[float, float]:
     """How much camera information features carry (ReadNet §3.3, the effect ACN claims).
 
     A logistic-regression probe on standardised features predicts the camera; returns its
-    accuracy on a stratified held-out split (`test_fraction`, `seed`) and the chance level,
-    the share of the held-out split's most frequent camera.
+    accuracy on a stratified held-out split (`test_fraction`, `seed`) and that split's
+    :func:`probe_chance`. `inverse_regularization` is scikit-learn's C: lower it when the
+    features outnumber the samples (raw pixels, say).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -589,7 +589,6 @@ def camera_probe_accuracy(features, camids, test_fraction: float = 0.3, seed: in
                          "at least two per camera")
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_fraction, random_state=seed, stratify=y)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=inverse_regularization, max_iter=2000))
     probe.fit(x_train, y_train)
-    chance = np.unique(y_test, return_counts=True)[1].max() / y_test.size
-    return float(probe.score(x_test, y_test)), float(chance)
+    return float(probe.score(x_test, y_test)), probe_chance(y_test)

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from readnet import inference, runs
-from readnet.evaluation import pairwise_distance
+from readnet.distances import chunked_pairwise_distance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,8 +227,8 @@ def rank_gallery(features: RunFeatures, query_index: int, k: int = 10, exclude_s
                          f"{features.num_queries} queries (0..{features.num_queries - 1})")
     if k < 1:
         raise ValueError(f"k={k}: ask for at least one gallery image")
-    distances = pairwise_distance(features.query[query_index:query_index + 1], features.gallery,
-                                  metric=features.metric)[0]
+    distances = chunked_pairwise_distance(features.query[query_index:query_index + 1], features.gallery,
+                                          metric=features.metric)[0]
     pid, camid = features.query_pids[query_index], features.query_camids[query_index]
     gallery_pids = torch.as_tensor(features.gallery_pids)
     gallery_camids = torch.as_tensor(features.gallery_camids)

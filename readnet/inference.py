@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from readnet import data as reid_data
 from readnet import evaluation
+from readnet.distances import chunked_pairwise_distance
 from readnet.config import METHODS, TrainConfig, amp_dtype, fast_path_enabled
 from readnet.data.device_cache import DeviceImageCache
 
@@ -116,6 +117,6 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
         settings = {direction: _percent(*evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric))
                     for direction in evaluation.REGDB_DIRECTIONS}
         return {**settings["visible_to_thermal"], "settings": settings}
-    cmc, mAP = evaluation.evaluate(evaluation.pairwise_distance(query, gallery, metric), q_pids, g_pids,
-                                   q_camids, g_camids)
+    cmc, mAP = evaluation.evaluate(chunked_pairwise_distance(query, gallery, metric), q_pids, g_pids, q_camids,
+                                   g_camids)
     return _percent(cmc, mAP)

@@ -2,7 +2,8 @@
 
 Every triplet loss takes un-normalised features ``a, p, n`` of shape [N, d] and
 returns the mean over the N triplets. Mining (which triplets) lives in
-:mod:`readnet.mining`; these functions only score the triplets they are given.
+:mod:`readnet.mining` and the distances in :mod:`readnet.distances`; these functions only
+score the triplets they are given.
 
 Every public function here computes in float32 under autocast, bf16/fp16 inputs upcast
 (:func:`readnet.precision.float32`): distances, arccos, the expAT exponent, softplus and
@@ -17,16 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from readnet.distances import angle, cosine_similarity, euclidean_distance
 from readnet.precision import float32
 
 EXPAT_VARIANTS = ("paper", "reference")
 CENTER_LOSS_VARIANTS = ("paper", "reference")
 
 TripletLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
-
-# Floor under squared distances: sqrt has an infinite slope at 0, so identical
-# vectors would otherwise give a NaN gradient (0 * inf).
-_SQUARED_DISTANCE_FLOOR = 1e-12
 
 
 def _check_features(**tensors: Tensor) -> None:
@@ -45,39 +43,6 @@ def _check_features(**tensors: Tensor) -> None:
             names = ", ".join(tensors)
             shapes = ", ".join(str(tuple(t.shape)) for t in tensors.values())
             raise ValueError(f"shape mismatch: {names} must have the same [N, d] shape, got {shapes}")
-
-
-@float32
-def euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
-    """Row-wise L2 distance ||x - y||, with a finite gradient at x == y (floored sqrt)."""
-    squared = (x - y).pow(2).sum(dim=-1)
-    return squared.clamp_min(_SQUARED_DISTANCE_FLOOR).sqrt()
-
-
-@float32
-def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
-    """Row-wise cos(theta) between x and y (§3.2: the metric once features are normalised)."""
-    return (F.normalize(x, dim=-1) * F.normalize(y, dim=-1)).sum(dim=-1)
-
-
-@float32
-def angle_from_cosine(cosine: Tensor, eps: float = 1e-7) -> Tensor:
-    """arccos of the cosine truncated to [-1 + eps, 1 - eps] (§3.2, eps = 1e-7).
-
-    d arccos(x)/dx = -1/sqrt(1 - x^2) is infinite at |x| = 1, hence the truncation.
-    bf16/fp16 cosines are upcast to float32, as in every function here: in bf16 or fp16
-    ``1 - 1e-7`` rounds to 1.0, where the gradient is inf; in float32 it is representable
-    below 1 (0.99999988) and the paper's value holds. eps is never below the dtype's
-    machine epsilon.
-    """
-    eps = max(eps, torch.finfo(cosine.dtype).eps)
-    return torch.arccos(cosine.clamp(-1.0 + eps, 1.0 - eps))
-
-
-@float32
-def angle(x: Tensor, y: Tensor, eps: float = 1e-7) -> Tensor:
-    """Row-wise angle theta between x and y in radians, the ATL metric (§3.2)."""
-    return angle_from_cosine(cosine_similarity(x, y), eps)
 
 
 @float32
@@ -122,7 +87,7 @@ def feature_norm_regularizer(a: Tensor, p: Tensor, n: Tensor) -> Tensor:
 def angular_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float, w1: float = 1e-3) -> Tensor:
     """L_atl, ReadNet eq. 9: L_emb (eq. 8, [theta_ap - theta_an + m]_+) + w1 * L_reg (eq. 10).
 
-    Angles come from :func:`angle` (eps = 1e-7 truncation, §3.2); L_reg acts on the
+    Angles come from :func:`readnet.distances.angle` (eps = 1e-7 truncation, §3.2); L_reg acts on the
     un-normalised features. The paper uses w1 = 1e-3 (§4).
     """
     _check_features(a=a, p=p, n=n)

@@ -1,9 +1,10 @@
 """Triplet mining: which (anchor, positive, negative) rows a loss is computed on.
 
 Miners run under torch.no_grad and return index tensors only; the caller gathers
-the features and hands them to a loss of :mod:`readnet.losses` (the separation of
-distances, miners and losses of pytorch-metric-learning). Distances are computed in float32
-under autocast (:func:`readnet.precision.float32`), so bf16 rounding cannot change the choice.
+the features and hands them to a loss of :mod:`readnet.losses`. The distances come from
+:mod:`readnet.distances` (pytorch-metric-learning's separation of distances, miners and losses),
+in float32 under autocast (:func:`readnet.precision.float32`), so bf16 rounding cannot change
+the choice.
 """
 
 from __future__ import annotations
@@ -11,34 +12,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from readnet.losses import angle_from_cosine
+from readnet.distances import pairwise_distance
 from readnet.precision import float32
-
-METRICS = ("euclidean", "cosine", "angular")
 
 # Below this many candidate triplets a full permutation is cheap; above it,
 # sampling by rejection avoids allocating one index per candidate.
 _RANDPERM_LIMIT = 1 << 22
-
-
-@float32
-def pairwise_distance_matrix(x: Tensor, y: Tensor, metric: str = "euclidean") -> Tensor:
-    """[M, N] distances between the rows of x [M, d] and y [N, d].
-
-    "euclidean": ||x - y||; "cosine": 1 - cos(theta); "angular": theta in radians,
-    truncated as in ReadNet §3.2 (:func:`readnet.losses.angle_from_cosine`).
-    """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y must be [M, d] and [N, d] with one d, got {tuple(x.shape)}, {tuple(y.shape)}")
-    if metric == "euclidean":
-        squared = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1) - 2.0 * x @ y.T
-        return squared.clamp_min(1e-12).sqrt()
-    cosine = torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(y, dim=1).T
-    if metric == "cosine":
-        return 1.0 - cosine
-    return angle_from_cosine(cosine)
 
 
 def _check_batch(features: Tensor, labels: Tensor, features_name: str, labels_name: str) -> None:
@@ -91,7 +70,7 @@ def batch_hard(
     _check_batch(features, labels, "features", "labels")
     same = labels[:, None] == labels[None, :]
     itself = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    distances = pairwise_distance_matrix(features, features, metric)
+    distances = pairwise_distance(features, features, metric)
     return _hardest(distances, same & ~itself, ~same, "batch_hard", validate)
 
 
@@ -110,7 +89,7 @@ def cross_modal_batch_hard(
     _check_batch(feat_a, labels_a, "feat_a", "labels_a")
     _check_batch(feat_b, labels_b, "feat_b", "labels_b")
     same = labels_a[:, None] == labels_b[None, :]
-    distances = pairwise_distance_matrix(feat_a, feat_b, metric)
+    distances = pairwise_distance(feat_a, feat_b, metric)
     return _hardest(distances, same, ~same, "cross_modal_batch_hard", validate)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from readnet import losses
+from readnet import distances, evaluation, losses
 from readnet.losses import TripletLoss
 from readnet.runs import atomic_write, write_text
 
@@ -350,7 +350,7 @@ def pair_angles(features, digits, max_pairs: int = 20000, seed: int = 0) -> tupl
     j = torch.randint(0, len(x), (max_pairs,), generator=generator)
     keep = i != j
     i, j = i[keep], j[keep]
-    degrees = torch.rad2deg(losses.angle(x[i], x[j])).numpy()
+    degrees = torch.rad2deg(distances.angle(x[i], x[j])).numpy()
     same = (y[i] == y[j]).numpy()
     return np.asarray(degrees[same]), np.asarray(degrees[~same])
 
@@ -378,22 +378,6 @@ def angle_histogram_figure(embeddings: dict, data_label: str, max_pairs: int = 2
     return fig
 
 
-def _class_centres(features: np.ndarray, digits: np.ndarray, rule: str) -> tuple[list[int], np.ndarray]:
-    # The centres readnet.evaluation.nearest_class_accuracy classifies with: the class mean, or for
-    # "angle" the mean of the normalised features (its direction is all that matters).
-    classes = sorted(set(digits.tolist()))
-    if rule == "angle":
-        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    return classes, np.stack([features[digits == c].mean(axis=0) for c in classes])
-
-
-def _nearest(points: np.ndarray, centres: np.ndarray, rule: str) -> np.ndarray:
-    if rule == "angle":
-        unit = centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
-        return (points @ unit.T).argmax(axis=1)
-    return ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-
-
 def decision_regions_figure(
     train_embeddings: dict,
     test_embeddings: dict,
@@ -404,9 +388,10 @@ def decision_regions_figure(
     """Decision regions of the two nearest-class rules over each loss's 2-D feature plane.
 
     Rows: losses. Columns: nearest class direction (the angular sectors; rays point along each
-    class direction) and nearest class mean (Voronoi cells; crosses mark the means). Class centres
-    come from the training features as in readnet.evaluation.nearest_class_accuracy; the test
-    features are drawn on top. `accuracy` maps (loss label, rule) to a test accuracy for the titles.
+    class direction) and nearest class mean (Voronoi cells; crosses mark the means). The regions
+    are readnet.evaluation.nearest_class_accuracy's: centres of the training features by
+    evaluation.class_centres, the nearest by evaluation.nearest_centre; the test features are drawn
+    on top. `accuracy` maps (loss label, rule) to a test accuracy for the titles.
     """
     from matplotlib.colors import ListedColormap
 
@@ -430,8 +415,9 @@ def decision_regions_figure(
         grid = np.stack(np.meshgrid(axis_x, axis_y), axis=-1).reshape(-1, 2)
         for column, rule in enumerate(rules):
             ax = axes[row, column]
-            classes, centres = _class_centres(train_x.astype(float), train_y, rule)
-            regions = _nearest(grid, centres, rule).reshape(grid_size, grid_size)
+            classes, centres = evaluation.class_centres(train_x, train_y, rule)
+            regions = evaluation.nearest_centre(grid, centres, rule).reshape(grid_size, grid_size).numpy()
+            classes, centres = classes.tolist(), centres.numpy()
             colours = ListedColormap([_digit_colour(c) for c in classes])
             ax.imshow(regions, origin="lower", extent=(axis_x[0], axis_x[-1], axis_y[0], axis_y[-1]),
                       cmap=colours, vmin=-0.5, vmax=len(classes) - 0.5, alpha=0.25, interpolation="nearest")

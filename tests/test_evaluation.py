@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from readnet import evaluation as E
+from readnet.distances import chunked_pairwise_distance
 
 
 def loop_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
@@ -190,23 +191,6 @@ def test_cuda_gives_the_cpu_numbers():
     assert_same(E.evaluate(*on_cuda), E.evaluate(distmat, *labels))
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "cosine", "angular"])
-def test_pairwise_distance_metrics_and_chunks(metric):
-    generator = torch.Generator().manual_seed(0)
-    x, y = torch.randn(7, 5, generator=generator, dtype=torch.float64), torch.randn(9, 5, generator=generator,
-                                                                                    dtype=torch.float64)
-    cosine = torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(y, dim=1).T
-    expected = {"euclidean": torch.cdist(x, y), "cosine": 1 - cosine, "angular": torch.arccos(cosine)}[metric]
-    whole = E.pairwise_distance(x, y, metric)
-    torch.testing.assert_close(whole, expected, atol=1e-6, rtol=0)
-    torch.testing.assert_close(E.pairwise_distance(x.numpy(), y.numpy(), metric, chunk_size=2), whole)
-    assert E.pairwise_distance(x, y, metric, dtype=torch.float32).dtype == torch.float32
-    with pytest.raises(ValueError, match="same feature size"):
-        E.pairwise_distance(x, y[:, :3], metric)
-    with pytest.raises(ValueError, match="metric"):
-        E.pairwise_distance(x, y, "manhattan")
-
-
 def sysu_gallery(rng, num_ids=5):
     """RGB gallery items for SYSU: camids 0, 1, 3, 4 with 1..14 images per (id, camera)."""
     pids, camids = [], []
@@ -296,7 +280,7 @@ def test_evaluate_sysu_mm01_trials_and_conventions():
     # Trial t is evaluate_sysu_mm01_trial on the gallery sampled with seed seed_base + t.
     q_features, q_pids, q_camids, g_features, g_pids, g_camids = data
     columns = E.sysu_mm01_gallery_indices(g_pids, g_camids, "indoor", 10, trial=1, seed_base=4)
-    distmat = E.pairwise_distance(q_features, g_features[columns])
+    distmat = chunked_pairwise_distance(q_features, g_features[columns])
     assert_same((result.cmc[1], result.mAP[1]), E.evaluate_sysu_mm01_trial(
         distmat, q_pids, q_camids, g_pids[columns], g_camids[columns], cmc="official"))
 
@@ -360,6 +344,33 @@ def test_nearest_class_accuracy_angle_versus_euclidean():
     assert E.nearest_class_accuracy(features, labels, features, labels, "euclidean") < 1.0
     with pytest.raises(ValueError, match="metric"):
         E.nearest_class_accuracy(features, labels, features, labels, "cosine")
+
+
+def test_class_centres_and_nearest_centre_match_a_loop():
+    rng = np.random.default_rng(12)
+    features, labels = rng.normal(size=(40, 3)), rng.choice([7, 2, 5], size=40)
+    points = rng.normal(size=(25, 3))
+    for metric in E.NEAREST_CLASS_METRICS:
+        classes, centres = E.class_centres(features, labels, metric)
+        assert classes.tolist() == [2, 5, 7] and centres.dtype == torch.float64
+        rows = features / np.linalg.norm(features, axis=1, keepdims=True) if metric == "angle" else features
+        np.testing.assert_allclose(centres.numpy(), [rows[labels == c].mean(0) for c in (2, 5, 7)])
+        if metric == "angle":
+            cosine = [[u @ c / np.linalg.norm(u) / np.linalg.norm(c) for c in centres.numpy()] for u in points]
+            expected = np.argmax(cosine, axis=1)
+        else:
+            expected = [np.argmin([np.linalg.norm(u - c) for c in centres.numpy()]) for u in points]
+        assert E.nearest_centre(points, centres, metric).tolist() == list(expected)
+    with pytest.raises(ValueError, match="metric"):
+        E.class_centres(features, labels, "cosine")
+    with pytest.raises(ValueError, match="differ in size"):
+        E.nearest_centre(points[:, :2], centres, "euclidean")
+
+
+def test_probe_chance_is_the_most_frequent_share():
+    assert E.probe_chance(np.array([0, 1, 1, 2])) == 0.5
+    assert E.probe_chance(torch.tensor([3, 3, 3])) == 1.0
+    assert E.probe_chance(np.repeat(np.arange(6), 4)) == pytest.approx(1 / 6)
 
 
 def test_camera_probe_accuracy():

@@ -219,24 +219,6 @@ def test_no_nan_or_inf_at_zero_and_pi(name, kind, dtype):
         assert torch.isfinite(tensor.grad).all()
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
-def test_angle_clamp_keeps_gradient_finite(dtype):
-    # In float16 1 - 1e-7 rounds to 1, where arccos' slope is infinite: eps must adapt.
-    x = torch.tensor([[1.0, 2.0]], dtype=dtype, requires_grad=True)
-    theta = losses.angle(x, x.detach()) + losses.angle(x, -x.detach())
-    theta.sum().backward()
-    assert torch.isfinite(theta).all() and torch.isfinite(x.grad).all()
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_angle_slope_next_to_paper_truncation_is_finite(dtype):
-    edge = torch.tensor([1.0 - 3e-7, -1.0 + 3e-7], dtype=dtype, requires_grad=True)
-    theta = losses.angle_from_cosine(edge)
-    theta.sum().backward()
-    assert theta[0] > 0 and theta[1] < math.pi
-    assert torch.isfinite(edge.grad).all() and (edge.grad < -100).all()
-
-
 # ---- the geometry helper behind notebook 02 ----------------------------------------
 
 

@@ -29,7 +29,7 @@ def test_notebook_01_runs_with_the_smoke_profile(tmp_path, repo_root):
 def test_drawn_regions_classify_like_nearest_class_accuracy():
     import torch
 
-    from readnet import evaluation, plots
+    from readnet import evaluation
 
     generator = torch.Generator().manual_seed(0)
     digits = torch.arange(300) % 3
@@ -38,8 +38,9 @@ def test_drawn_regions_classify_like_nearest_class_accuracy():
     features = torch.stack([radii * angles.cos(), radii * angles.sin()], dim=1)
     train, test = slice(0, 200), slice(200, 300)
     for rule in ("angle", "euclidean"):
-        classes, centres = plots._class_centres(features[train].numpy(), digits[train].numpy(), rule)
-        predicted = torch.tensor(classes)[plots._nearest(features[test].numpy(), centres, rule)]
+        # The figure passes numpy arrays and colours regions by the index of the nearest centre.
+        classes, centres = evaluation.class_centres(features[train].numpy(), digits[train].numpy(), rule)
+        predicted = classes[evaluation.nearest_centre(features[test].numpy(), centres, rule)]
         drawn = float((predicted == digits[test]).double().mean())
         expected = evaluation.nearest_class_accuracy(features[train], digits[train], features[test], digits[test],
                                                      metric=rule)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import readnet
-from readnet import evaluation, losses, mining, precision
+from readnet import distances, losses, mining, precision
 from readnet.config import amp_dtype
 from readnet.engine import camera_loss
 from readnet.presets import PRESETS
@@ -48,10 +48,10 @@ def _camera_engine(device):
 
 # name -> a function of three [8, 6] float tensors (on one device) returning a tensor
 COMPUTATIONS = {
-    "euclidean_distance": lambda a, p, n: losses.euclidean_distance(a, p),
-    "cosine_similarity": lambda a, p, n: losses.cosine_similarity(a, p),
-    "angle": lambda a, p, n: losses.angle(a, p),
-    "angle_from_cosine": lambda a, p, n: losses.angle_from_cosine(torch.tanh(a)),
+    "euclidean_distance": lambda a, p, n: distances.euclidean_distance(a, p),
+    "cosine_similarity": lambda a, p, n: distances.cosine_similarity(a, p),
+    "angle": lambda a, p, n: distances.angle(a, p),
+    "angle_from_cosine": lambda a, p, n: distances.angle_from_cosine(torch.tanh(a)),
     "feature_norm_regularizer": losses.feature_norm_regularizer,
     "original_triplet": functools.partial(losses.original_triplet, margin=0.3),
     "original_triplet_soft": functools.partial(losses.original_triplet, margin=None),
@@ -67,12 +67,15 @@ COMPUTATIONS = {
     "label_smoothing_cross_entropy_unchecked": lambda a, p, n: losses.label_smoothing_cross_entropy(
         _on(LOGITS, a) + a[:, :5], _on(LABELS, a), 0.1, validate=False),
     "camera_loss": lambda a, p, n: camera_loss(_camera_engine(a.device.type), a, _on(LABELS, a)),
-    **{f"pairwise_distance_matrix_{metric}": functools.partial(
-        lambda a, p, n, metric: mining.pairwise_distance_matrix(a, p, metric), metric=metric)
-       for metric in mining.METRICS},
+    **{f"paired_distance_{metric}": functools.partial(
+        lambda a, p, n, metric: distances.paired_distance(a, p, metric), metric=metric)
+       for metric in distances.METRICS},
     **{f"pairwise_distance_{metric}": functools.partial(
-        lambda a, p, n, metric: evaluation.pairwise_distance(a, p, metric, chunk_size=3), metric=metric)
-       for metric in mining.METRICS},
+        lambda a, p, n, metric: distances.pairwise_distance(a, p, metric), metric=metric)
+       for metric in distances.METRICS},
+    **{f"chunked_pairwise_distance_{metric}": functools.partial(
+        lambda a, p, n, metric: distances.chunked_pairwise_distance(a, p, metric, chunk_size=3), metric=metric)
+       for metric in distances.METRICS},
 }
 
 
@@ -93,7 +96,7 @@ def test_float32_under_bf16_autocast(name, device):
     torch.testing.assert_close(actual, expected, rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize("name", ["angular_triplet", "exp_angular_paper", "pairwise_distance_matrix_angular"])
+@pytest.mark.parametrize("name", ["angular_triplet", "exp_angular_paper", "pairwise_distance_angular"])
 def test_bf16_inputs_are_upcast_and_get_their_gradient(name):
     a, p, n = (t.bfloat16().requires_grad_() for t in (A, P, N))
     value = COMPUTATIONS[name](a, p, n)
@@ -103,7 +106,7 @@ def test_bf16_inputs_are_upcast_and_get_their_gradient(name):
     assert a.grad.dtype == torch.bfloat16 and torch.isfinite(a.grad.float()).all()
 
 
-@pytest.mark.parametrize("metric", mining.METRICS)
+@pytest.mark.parametrize("metric", distances.METRICS)
 def test_mining_under_cpu_bf16_autocast_picks_the_float32_triplets(metric):
     # Close features (a common offset): their distances differ below bf16's resolution.
     features = 3.0 + 0.05 * torch.cat([A, P])

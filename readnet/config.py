@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from readnet import data as reid_data
-from readnet import losses, models, precision
+from readnet import distances, losses, models, precision
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ CHOICES = {
     "neck": models.NECKS,
     "backbone": tuple(models.BACKBONES),
     "schedule_unit": ("epoch", "iteration"),
-    "eval_metric": ("euclidean", "cosine", "angular"),
+    "eval_metric": distances.METRICS,
     "test_feature": ("after", "before"),
 }
 

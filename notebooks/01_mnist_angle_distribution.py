@@ -45,7 +45,7 @@ w1 = 0.001  # weight of L_reg (eq. 9-10)
 lr = 0.001
 seed = 0
 device = "auto"
-output_dir = "../figures"
+output_dir = None  # None: the repository's figures/
 
 # %%
 # %matplotlib inline
@@ -53,7 +53,9 @@ import dataclasses
 
 import pandas as pd
 
-from readnet import evaluation, mnist, plots
+from readnet import evaluation, experiment, mnist, plots
+
+output = experiment.output_folder(output_dir)
 
 base = mnist.MnistConfig(
     data_root=data_root, download=download, epochs=epochs, batch_size=batch_size, max_triplets=max_triplets,
@@ -101,7 +103,7 @@ table = pd.DataFrame(
         for label in LOSSES
     ]
 )
-plots.save_table(table, "01_nearest_class_accuracy", output_dir)
+plots.save_table(table, "01_nearest_class_accuracy", output)
 table
 
 # %% [markdown]
@@ -109,7 +111,7 @@ table
 
 # %%
 scatter = plots.embedding_scatter_figure(test_features, data.source)
-plots.save_figure(scatter, "01_mnist_features", output_dir)
+plots.save_figure(scatter, "01_mnist_features", output)
 scatter
 
 # %% [markdown]
@@ -117,7 +119,7 @@ scatter
 
 # %%
 angles = plots.angle_histogram_figure(test_features, data.source, seed=seed)
-plots.save_figure(angles, "01_mnist_pair_angles", output_dir)
+plots.save_figure(angles, "01_mnist_pair_angles", output)
 angles
 
 # %% [markdown]
@@ -129,5 +131,5 @@ angles
 
 # %%
 regions = plots.decision_regions_figure(train_features, test_features, data.source, accuracy)
-plots.save_figure(regions, "01_mnist_decision_regions", output_dir)
+plots.save_figure(regions, "01_mnist_decision_regions", output)
 regions

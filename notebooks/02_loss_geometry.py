@@ -28,12 +28,14 @@ margin_angular = 0.08
 margin_expat = 1.0
 grid_size = 121
 gradient_points = 200
-output_dir = "figures"
+output_dir = None  # None: the repository's figures/
 show_slider = True
 
 # %%
 # %matplotlib inline
-from readnet import plots
+from readnet import experiment, plots
+
+output = experiment.output_folder(output_dir)
 
 # %% [markdown]
 # ## Loss values and $|\partial L / \partial \theta_{ap}|$ over $(\theta_{ap}, \theta_{an})$
@@ -44,7 +46,7 @@ from readnet import plots
 
 # %%
 surface = plots.loss_surface_figure(grid_size, margin_euclidean, margin_angular, margin_expat)
-plots.save_figure(surface, "02_loss_surfaces", output_dir)
+plots.save_figure(surface, "02_loss_surfaces", output)
 surface
 
 # %% [markdown]
@@ -55,7 +57,7 @@ surface
 
 # %%
 gradients = plots.loss_gradient_figure(gradient_points, margin_euclidean, margin_angular, margin_expat)
-plots.save_figure(gradients, "02_loss_gradients", output_dir)
+plots.save_figure(gradients, "02_loss_gradients", output)
 gradients
 
 # %% [markdown]

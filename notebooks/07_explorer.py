@@ -23,59 +23,31 @@
 #
 # Runs are searched under `runs_dir` (by default the `train_runs` folder that notebooks 03-06
 # write beside `output_dir`). When fewer than two comparable runs are there, two short runs
-# (Basel and ATL) are trained first on `dataset`.
+# (Basel and ATL, the scale's explorer length) are trained first on `dataset`.
 
 # %% tags=["parameters"]
-runs_dir = None
+scale = "demo"
+dataset = "market1501"
 query_index = 0
 top_k = 8
-dataset = "market1501"
-max_iterations = 10
-p = 8
-k = 4
-height = 64
-width = 32
-pretrained = False
-device = "auto"
-num_workers = 0
 seed = 0
-overrides = {}
+overrides = {}  # any other TrainConfig field, for the two runs it may train
 data_root = None
-synthetic_size = "demo"
-synthetic_num_ids = 30
-cache_dir = "../data/synthetic"
-output_dir = "figures"
+output_dir = None  # None: the repository's figures/
+runs_dir = None  # None: train_runs/ beside output_dir
+cache_dir = None  # None: the repository's data/synthetic/
 
 # %%
 # %matplotlib inline
-import datetime
-import pathlib
-import warnings
+from readnet import experiment, explore, plots
 
-from readnet import explore, plots, presets, train
-from readnet.data import DatasetCountWarning
-
-output = pathlib.Path(output_dir)
-runs_root = pathlib.Path(runs_dir) if runs_dir else output.parent / "train_runs"
-found = explore.list_runs(runs_root) if runs_root.is_dir() else []
-print(f"{len(found)} finished run(s) under {runs_root}")
+exp = experiment.setup(scale, "07", output_dir=output_dir, runs_dir=runs_dir, cache_dir=cache_dir,
+                       data_root=data_root, seed=seed, overrides=overrides)
 
 # %%
-if explore.comparable_pair(found) is None:
-    data = explore.choose_data(dataset, data_root, cache_dir, size=synthetic_size, num_ids=synthetic_num_ids,
-                               seed=seed, height=height, width=width)
-    if data.source == "synthetic":
-        warnings.simplefilter("ignore", DatasetCountWarning)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for method in ("basel", "atl"):
-        config = presets.preset(method, dataset=dataset, data_root=str(data.root), epochs=None,
-                              max_iterations=max_iterations, p=p, k=k, height=height, width=width,
-                              pretrained=pretrained, device=device, num_workers=num_workers, seed=seed,
-                              progress=False, **overrides)
-        train.train(config, runs_root / f"{stamp}-07-{method}-{dataset}-seed{seed}")
-    found = explore.list_runs(runs_root)
+found = exp.runs_to_compare(dataset)
 overview = explore.runs_table(found)
-plots.save_table(overview, "07_runs", output)
+plots.save_table(overview, "07_runs", exp.output)
 overview
 
 # %% [markdown]
@@ -90,7 +62,7 @@ features = [explore.load_features(first), explore.load_features(second)]
 ranking = explore.rank_gallery(features[0], query_index, top_k)
 print(f"first right match at rank {ranking.first_match_rank} (None: not in the top {top_k})")
 gallery = plots.ranked_gallery_figure([ranking], title=f"Query {query_index}, top {top_k}: {ranking.label}")
-plots.save_figure(gallery, "07_ranked_gallery", output)
+plots.save_figure(gallery, "07_ranked_gallery", exp.output)
 gallery
 
 # %% [markdown]
@@ -99,7 +71,7 @@ gallery
 # %%
 pair = explore.compare_runs(features[0], features[1], query_index, top_k)
 comparison = plots.ranked_gallery_figure(pair, title=f"Query {query_index}, top {top_k}, two runs")
-plots.save_figure(comparison, "07_compare_runs", output)
+plots.save_figure(comparison, "07_compare_runs", exp.output)
 comparison
 
 # %% [markdown]

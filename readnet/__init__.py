@@ -22,6 +22,8 @@ Modules, one per concept (docs/architecture.md says what each owns and may impor
   plots       figures shared by the notebooks
   published   the papers' published numbers
   explore     plain functions under the notebooks' widgets
+  experiment  the notebooks' scales (typed size presets) and their shared preamble
+  sweep       a grid of training runs, validated first, going on after a failure
   reproduce   the papermill notebook runner
 """
 

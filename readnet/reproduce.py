@@ -36,6 +36,10 @@ KERNEL_NAME = "python3"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.py"
 # The runner points every notebook's figures folder parameter at <run>/figures.
 FIGURES_PARAMETER = "output_dir"
+# Notebooks that declare it cache their generated datasets in <--cache>/synthetic.
+CACHE_PARAMETER = "cache_dir"
+# Names a size preset of readnet.experiment.SCALES.
+SCALE_PARAMETER = "scale"
 
 
 @dataclass(frozen=True)
@@ -67,26 +71,18 @@ class SyntheticData:
     seed: int = 0
 
 
-# notebook number -> parameters; only names the notebook's parameters cell declares.
+# notebook number -> parameters; only names the notebook's parameters cell declares. Notebooks
+# 03-07 take a `scale` (readnet.experiment.SCALES holds its sizes) and only their own choices here.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "01": {"data_root": MnistRoot(), "download": False, "epochs": 1, "train_size": 200, "test_size": 200,
                "batch_size": 50, "max_triplets": 500, "device": "cpu", "seed": 0},
         "02": {"grid_size": 31, "gradient_points": 50, "show_slider": False},
-        "03": {"dataset": "market1501", "preset": "atl", "epochs": 1, "max_iterations": None, "p": 4, "k": 2,
-               "height": 32, "width": 16, "pretrained": False, "device": "cpu", "seed": 0, "eval_every": 0,
-               "synthetic_size": "tiny", "synthetic_num_ids": None, "top_k": 4, "num_examples": 2},
-        "04": {"datasets": ["market1501"], "grid": {"basel": [0.8], "atl": [0.08]}, "epochs": 1,
-               "max_iterations": None, "p": 4, "k": 2, "height": 32, "width": 16, "pretrained": False,
-               "device": "cpu", "seed": 0, "synthetic_size": "tiny", "synthetic_num_ids": None},
-        "05": {"datasets": ["market1501"], "epochs": None, "max_iterations": 2, "p": 4, "k": 2, "height": 32,
-               "width": 16, "pretrained": False, "device": "cpu", "seed": 0, "synthetic_size": "tiny",
-               "synthetic_num_ids": None},
-        "06": {"cross_modal_iterations": 2, "epochs": None, "max_iterations": 2, "p": 4, "k": 2, "height": 32,
-               "width": 16, "warmup_steps": 0, "eval_trials": 1, "pretrained": False, "device": "cpu", "seed": 0,
-               "synthetic_size": "tiny", "synthetic_num_ids": None},
-        "07": {"max_iterations": 2, "p": 4, "k": 2, "height": 32, "width": 16, "pretrained": False, "device": "cpu",
-               "seed": 0, "synthetic_size": "tiny", "synthetic_num_ids": None, "top_k": 4},
+        "03": {"scale": "smoke", "top_k": 4, "num_examples": 2},
+        "04": {"scale": "smoke", "grid": {"basel": [0.8], "atl": [0.08]}},
+        "05": {"scale": "smoke"},
+        "06": {"scale": "smoke"},
+        "07": {"scale": "smoke", "top_k": 4},
     },
     "demo": {
         # ResNet-18 with a stride-2 stem: a CPU learns the 2-D embedding in a couple of minutes.
@@ -94,49 +90,25 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                "test_size": 1000, "batch_size": 100, "max_triplets": 2000, "stem_stride": 2, "device": "auto",
                "seed": 0},
         "02": {"grid_size": 121, "gradient_points": 200, "show_slider": False},
-        # 03-07 on generated data: a ResNet-18 trunk (the papers use ResNet-50) at 64x32 from random
-        # weights learns the synthetic identities within ~100 iterations on 2 CPU cores.
-        "03": {"dataset": "market1501", "preset": "atl", "epochs": None, "max_iterations": 120, "p": 8, "k": 4,
-               "height": 64, "width": 32, "pretrained": False, "device": "auto", "seed": 0, "eval_every": 10,
-               "overrides": {"backbone": "resnet18"}, "synthetic_size": "demo", "synthetic_num_ids": 30,
-               "top_k": 8, "num_examples": 4},
-        "04": {"datasets": ["market1501"], "grid": {"basel": [0.2, 0.8], "atl": [0.02, 0.08]}, "epochs": None,
-               "max_iterations": 80, "p": 8, "k": 4, "height": 64, "width": 32, "pretrained": False,
-               "device": "auto", "seed": 0, "overrides": {"backbone": "resnet18"}, "synthetic_size": "demo",
-               "synthetic_num_ids": 30},
+        "03": {"scale": "demo"},
+        "04": {"scale": "demo", "grid": {"basel": [0.2, 0.8], "atl": [0.02, 0.08]}},
         # w2 raised from the paper's 5e-4 / 1e-4 so that 80 iterations of the adversary show in the probe.
-        "05": {"datasets": ["market1501"], "epochs": None, "max_iterations": 80, "p": 8, "k": 4, "height": 64,
-               "width": 32, "pretrained": False, "device": "auto", "seed": 0, "w2": 1.0,
-               "overrides": {"backbone": "resnet18"}, "synthetic_size": "demo", "synthetic_num_ids": 30},
-        "06": {"cross_modal_iterations": 40, "epochs": None, "max_iterations": 40, "p": 8, "k": 4, "height": 64,
-               "width": 32, "warmup_steps": 0, "eval_trials": 2, "pretrained": False, "device": "auto", "seed": 0,
-               "overrides": {"backbone": "resnet18"}, "synthetic_size": "demo", "synthetic_num_ids": 30},
-        "07": {"max_iterations": 20, "p": 8, "k": 4, "height": 64, "width": 32, "pretrained": False,
-               "device": "auto", "seed": 0, "overrides": {"backbone": "resnet18"}, "synthetic_size": "demo",
-               "synthetic_num_ids": 30, "top_k": 8},
+        "05": {"scale": "demo", "w2": 1.0},
+        "06": {"scale": "demo"},
+        "07": {"scale": "demo"},
     },
     "paper": {
         "01": {"data_root": MnistRoot(), "download": True, "epochs": 20, "train_size": None, "test_size": None,
                "batch_size": 100, "max_triplets": 2000, "device": "auto", "seed": 0},
         "02": {"grid_size": 241, "gradient_points": 400, "show_slider": False},
-        "03": {"dataset": "market1501", "preset": "atl", "margin": None, "epochs": 600, "max_iterations": None,
-               "p": 32, "k": 4, "height": 128, "width": 64, "pretrained": True, "device": "auto",
-               "num_workers": 4, "seed": 0, "eval_every": 50, "data_root": UserData("market1501")},
-        "04": {"datasets": ["market1501", "dukemtmc", "cuhk03"],
-               "grid": {"basel": [0.2, 0.5, 0.8, 1.0], "atl": [0.02, 0.05, 0.08, 0.1]}, "epochs": 600,
-               "max_iterations": None, "p": 32, "k": 4, "height": 128, "width": 64, "pretrained": True,
-               "device": "auto", "num_workers": 4, "seed": 0, "cell_timeout_s": None,
+        "03": {"scale": "paper", "data_root": UserData("market1501")},
+        "04": {"scale": "paper", "datasets": ["market1501", "dukemtmc", "cuhk03"],
                "data_root": UserData("market1501, dukemtmc, cuhk03")},
-        "05": {"datasets": ["market1501", "dukemtmc", "cuhk03"], "epochs": 600, "max_iterations": None, "p": 32,
-               "k": 4, "height": 128, "width": 64, "pretrained": True, "device": "auto", "num_workers": 4,
-               "seed": 0, "w2": None, "data_root": UserData("market1501, dukemtmc, cuhk03")},
-        "06": {"single_modality_datasets": ["market1501", "dukemtmc"], "cross_modal_iterations": 30000,
-               "epochs": 120, "max_iterations": None, "p": None, "k": None, "height": None, "width": None,
-               "warmup_steps": None, "eval_trials": 10, "pretrained": True, "device": "auto", "num_workers": 4,
-               "seed": 0, "data_root": UserData("sysu_mm01, regdb, market1501, dukemtmc")},
-        "07": {"dataset": "market1501", "max_iterations": 2000, "p": 32, "k": 4, "height": 128, "width": 64,
-               "pretrained": True, "device": "auto", "num_workers": 4, "seed": 0,
-               "data_root": UserData("market1501")},
+        "05": {"scale": "paper", "datasets": ["market1501", "dukemtmc", "cuhk03"],
+               "data_root": UserData("market1501, dukemtmc, cuhk03")},
+        "06": {"scale": "paper", "single_modality_datasets": ["market1501", "dukemtmc"],
+               "data_root": UserData("sysu_mm01, regdb, market1501, dukemtmc")},
+        "07": {"scale": "paper", "data_root": UserData("market1501")},
     },
 }
 
@@ -237,7 +209,8 @@ def declared_parameters(source: Path) -> dict[str, Any]:
 
 
 def check_parameters(source: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The notebook's declared parameters; ValueError naming every given name it does not declare."""
+    """The notebook's declared parameters; ValueError naming every given name it does not declare,
+    or an unknown scale."""
     declared = declared_parameters(source)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
@@ -245,6 +218,13 @@ def check_parameters(source: Path, parameters: Mapping[str, Any]) -> dict[str, A
             f"{source.name}: unknown parameter(s) {', '.join(unknown)}; "
             f"its parameters cell declares: {', '.join(sorted(declared)) or '(none)'}"
         )
+    if SCALE_PARAMETER in parameters:
+        from readnet.experiment import get_scale
+
+        try:
+            get_scale(parameters[SCALE_PARAMETER])
+        except ValueError as error:
+            raise ValueError(f"{source.name}: {error}") from error
     return declared
 
 
@@ -438,6 +418,8 @@ def reproduce(
         parameters = resolved[number]
         if FIGURES_PARAMETER in declared[number]:
             parameters[FIGURES_PARAMETER] = str(figures.resolve())
+        if CACHE_PARAMETER in declared[number]:
+            parameters.setdefault(CACHE_PARAMETER, str((config.cache_dir / "synthetic").resolve()))
         log(f"[{source.stem}] running with {parameters}")
         result = execute_notebook(source, parameters, run_dir, cell_timeout_s=timeout, kernel_name=config.kernel_name)
         report.results.append(result)

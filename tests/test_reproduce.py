@@ -89,6 +89,14 @@ def test_unknown_parameter_is_an_error_naming_the_valid_ones(tmp_path):
     assert not (tmp_path / "run").exists()  # checked before anything ran
 
 
+def test_unknown_scale_is_an_error_before_anything_runs(tmp_path):
+    notebooks = write_notebooks(tmp_path / "nb", **{"03_scaled": LAST.replace('word = "x"', 'scale = "demo"')})
+    with pytest.raises(ValueError, match=r"03_scaled\.py: unknown scale 'huge'; valid scales: smoke, demo, paper"):
+        reproduce.reproduce(config(tmp_path, notebooks), profiles={"smoke": {"03": {"scale": "huge"}}},
+                            log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_parameters_cell_must_be_unique_and_literal(tmp_path):
     notebook = tmp_path / "01_x.py"
     notebook.write_text(HEADER + '\n# %% tags=["parameters"]\nimport math\nradius = math.pi\n')

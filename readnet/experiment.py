@@ -1,0 +1,261 @@
+"""What notebooks 03-07 share: a scale, the folders they write to, the data, one way to train.
+
+A notebook takes a `scale` ("smoke", "demo", "paper") and its own few parameters, then calls
+`setup`. The scale's sizes are the typed presets in `SCALES`, each constant stated once: the
+paper scale sets nothing, so every run keeps its preset's settings (readnet.presets), while the
+smaller scales shrink the input, the batch, the trunk and the length of each kind of run.
+
+Figures and tables go to the repository's figures/ unless `output_dir` is given, whatever the
+working directory (a notebook run by hand and `readnet reproduce` write to the same place);
+training runs go to `train_runs/` beside that folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import pathlib
+import typing
+import warnings
+
+import pandas as pd
+
+from readnet import explore, plots, presets, published, runs
+from readnet import train as training
+from readnet.config import TrainConfig
+from readnet.data import DatasetCountWarning
+
+# The checkout holding this package; an installed copy has no repository beside it.
+REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How long one kind of run trains. None keeps the preset's value (the paper's schedule);
+    with both set, the first limit reached ends the run."""
+
+    epochs: int | None = None
+    max_iterations: int | None = None
+    eval_every: int = 0  # epochs between evaluations during training; 0: only the final one
+
+    def settings(self) -> dict[str, typing.Any]:
+        values = {"epochs": self.epochs, "max_iterations": self.max_iterations}
+        return {"eval_every": self.eval_every, **{k: v for k, v in values.items() if v is not None}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """The sizes of every run a notebook trains. A size left None keeps the preset's value."""
+
+    name: str
+    single_run: Budget  # notebook 03's run
+    grid_run: Budget  # each run of the grids of notebooks 04 and 05
+    expat_run: Budget  # notebook 06's runs, single-modality and cross-modal
+    explorer_run: Budget  # notebook 07's two runs, trained only when it finds none to compare
+    p: int | None = None
+    k: int | None = None
+    height: int | None = None
+    width: int | None = None
+    backbone: str | None = None
+    pretrained: bool | None = None
+    device: str | None = None
+    num_workers: int | None = None
+    warmup_steps: int | None = None  # a short run would otherwise spend all of it warming up
+    eval_trials: int | None = None  # SYSU-MM01's random gallery draws
+    # Generated data when a notebook gets no data_root; None: the scale needs the real datasets.
+    synthetic_size: str | None = None
+    synthetic_num_ids: int | None = None  # None: the size preset's id counts
+
+    def __post_init__(self) -> None:
+        if self.synthetic_size is not None and (self.height is None or self.width is None):
+            raise ValueError(f"scale {self.name!r}: generated data is drawn at the training size; set height and width")
+
+    def settings(self) -> dict[str, typing.Any]:
+        """The TrainConfig fields this scale sets."""
+        names = ("p", "k", "height", "width", "backbone", "pretrained", "device", "num_workers", "warmup_steps",
+                 "eval_trials")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+SCALES: dict[str, Scale] = {
+    # The test suite: seconds per run on a CPU, offline, tiny generated datasets (12 ids).
+    "smoke": Scale("smoke", single_run=Budget(epochs=1), grid_run=Budget(max_iterations=2),
+                   expat_run=Budget(max_iterations=2), explorer_run=Budget(max_iterations=2), p=4, k=2, height=32,
+                   width=16, pretrained=False, device="cpu", num_workers=0, warmup_steps=0, eval_trials=1,
+                   synthetic_size="tiny"),
+    # `make demo`, 15 minutes on 2 CPU cores for every notebook: a ResNet-18 trunk (the papers use
+    # ResNet-50) at 64x32 from random weights learns the generated identities within ~100 iterations.
+    "demo": Scale("demo", single_run=Budget(max_iterations=120, eval_every=10), grid_run=Budget(max_iterations=80),
+                  expat_run=Budget(max_iterations=40), explorer_run=Budget(max_iterations=20), p=8, k=4, height=64,
+                  width=32, backbone="resnet18", pretrained=False, num_workers=0, warmup_steps=0, eval_trials=2,
+                  synthetic_size="demo", synthetic_num_ids=30),
+    # The papers' settings on the real datasets, for a GPU: every preset as published.
+    "paper": Scale("paper", single_run=Budget(eval_every=50), grid_run=Budget(), expat_run=Budget(),
+                   explorer_run=Budget(max_iterations=2000)),
+}
+
+
+def get_scale(name: str) -> Scale:
+    """The named scale; ValueError listing the valid names."""
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; valid scales: {', '.join(SCALES)}")
+    return SCALES[name]
+
+
+def repository_folder(name: str) -> pathlib.Path:
+    """<repository>/<name> for the checkout holding readnet (the working directory's when readnet
+    is installed without one)."""
+    root = REPOSITORY if (REPOSITORY / "pyproject.toml").is_file() else pathlib.Path.cwd()
+    return root / name
+
+
+def output_folder(output_dir: str | None = None) -> pathlib.Path:
+    """Where a notebook writes figures and tables: `output_dir`, else the repository's figures/."""
+    return pathlib.Path(output_dir) if output_dir else repository_folder("figures")
+
+
+# expAT's RGB-IR recipe per cross-modal dataset (readnet.presets).
+CROSS_MODAL_PRESETS = {"sysu_mm01": "expat_cross_modal", "regdb": "expat_regdb"}
+
+
+@dataclasses.dataclass
+class Experiment:
+    """One notebook's scale, folders, data and seed; trains presets at that scale."""
+
+    notebook: str  # prefixes the run folders' names, e.g. "05"
+    scale: Scale
+    output: pathlib.Path
+    runs_root: pathlib.Path
+    cache_dir: pathlib.Path
+    data_root: str | None = None
+    seed: int = 0
+    overrides: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+    stamp: str = dataclasses.field(default_factory=lambda: datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    log: typing.Callable[[str], None] = print
+    choices: dict[str, explore.DataChoice] = dataclasses.field(default_factory=dict)
+
+    def data(self, dataset: str) -> explore.DataChoice:
+        """The dataset's folder: under data_root, else generated at this scale (once, then cached)."""
+        if dataset not in self.choices:
+            if not self.data_root and self.scale.synthetic_size is None:
+                raise ValueError(f"scale {self.scale.name!r} trains on the real datasets: give data_root "
+                                 f"(the {dataset} folder or its parent)")
+            scale = self.scale
+            generated = dict(size=scale.synthetic_size, num_ids=scale.synthetic_num_ids, height=scale.height,
+                             width=scale.width) if scale.synthetic_size else {}
+            choice = explore.choose_data(dataset, self.data_root, self.cache_dir, seed=self.seed, **generated)
+            if choice.source == "synthetic":
+                # Generated datasets are small on purpose; the readers' published-count check would warn on every read.
+                warnings.simplefilter("ignore", DatasetCountWarning)
+            self.log(f"data: {choice.label} ({choice.source}) at {choice.root}")
+            self.choices[dataset] = choice
+        return self.choices[dataset]
+
+    def config(self, preset: str, dataset: str, budget: Budget, **settings: typing.Any) -> TrainConfig:
+        """`preset` on `dataset` at this scale, validated. Later sources win: the preset, the scale,
+        the budget, then the notebook's `overrides`; `settings` (the notebook's own, e.g. margin)
+        may not repeat an override."""
+        clash = sorted(set(settings) & set(self.overrides))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} set both as a parameter and in overrides; set it once")
+        values = {**self.scale.settings(), **budget.settings(), "seed": self.seed, "progress": False,
+                  "data_root": str(self.data(dataset).root), **self.overrides, **settings}
+        return presets.resolve(presets.preset(preset, dataset=dataset, **values))
+
+    def run_dir(self, preset: str, dataset: str, tag: str = "") -> pathlib.Path:
+        return self.runs_root / f"{self.stamp}-{self.notebook}-{preset}{tag}-{dataset}-seed{self.seed}"
+
+    def train(self, preset: str, dataset: str, budget: Budget, run_dir: str | pathlib.Path | None = None,
+              **settings: typing.Any) -> pathlib.Path:
+        """Train `preset` on `dataset` at this scale (see `config`); return the run folder."""
+        config = self.config(preset, dataset, budget, **settings)
+        run_dir = training.train(config, run_dir or self.run_dir(preset, dataset))
+        final = runs.load_run(run_dir).final_metrics
+        self.log(f"{preset} on {dataset}: mAP {final['mAP']:.2f}%, rank-1 {final['rank1']:.2f}%")
+        return pathlib.Path(run_dir)
+
+    def data_source(self, run_dirs: typing.Sequence[pathlib.Path]) -> str:
+        """"real" only when every run trained on real data (see explore.combined_source)."""
+        return explore.combined_source([self.data(runs.load_run(run_dir).config["dataset"]).source
+                                        for run_dir in run_dirs])
+
+    def save_against_paper(self, run_dirs: typing.Sequence[pathlib.Path], table: str, stem: str, title: str,
+                           with_margin: bool = False) -> pd.DataFrame:
+        """Finished runs beside a published table (readnet.published), saved as CSV, Markdown and a figure."""
+        source = self.data_source(run_dirs)
+        frame = published.side_by_side(explore.results_frame(run_dirs, with_margin=with_margin), table=table,
+                                       data_source=source)
+        plots.save_table(frame, stem, self.output)
+        plots.save_figure(plots.side_by_side_figure(frame, title=f"{title}: paper vs {published.ours_column(source)}"),
+                          stem, self.output)
+        return frame
+
+    def runs_to_compare(self, dataset: str, methods: tuple[str, str] = ("basel", "atl")) -> list[pathlib.Path]:
+        """The finished runs under runs_root; when no two of them share a test set, two short runs
+        of `methods` on `dataset` are trained first (scale's explorer_run)."""
+        found = explore.list_runs(self.runs_root) if self.runs_root.is_dir() else []
+        if explore.comparable_pair(found) is None:
+            for method in methods:
+                self.train(method, dataset, self.scale.explorer_run)
+            found = explore.list_runs(self.runs_root)
+        self.log(f"{len(found)} finished run(s) under {self.runs_root}")
+        return found
+
+
+def setup(scale: str, notebook: str, *, output_dir: str | None = None, runs_dir: str | None = None,
+          cache_dir: str | None = None, data_root: str | None = None, seed: int = 0,
+          overrides: dict[str, typing.Any] | None = None,
+          log: typing.Callable[[str], None] = print) -> Experiment:
+    """The preamble of notebooks 03-07: the scale by name and the folders (see the module docstring);
+    generated datasets are cached in `cache_dir`, by default the repository's data/synthetic/."""
+    output = output_folder(output_dir)
+    return Experiment(notebook=notebook, scale=get_scale(scale), output=output,
+                      runs_root=pathlib.Path(runs_dir) if runs_dir else output.parent / "train_runs",
+                      cache_dir=pathlib.Path(cache_dir) if cache_dir else repository_folder("data") / "synthetic",
+                      data_root=data_root, seed=seed, overrides=dict(overrides or {}), log=log)
+
+
+def run_record(run_dir: pathlib.Path, preset: str, data: explore.DataChoice) -> dict[str, typing.Any]:
+    """What notebook 03 records of its run (03_train_run.json)."""
+    run = runs.load_run(run_dir)
+    final = run.final_metrics
+    return {"run_dir": str(pathlib.Path(run_dir).resolve()), "preset": preset, "method": run.config["method"],
+            "dataset": run.config["dataset"], "margin": run.config["margin"], "data_source": data.source,
+            "data_label": data.label, "mAP": final["mAP"], "rank1": final["rank1"], "iteration": final["iteration"]}
+
+
+def metrics_table(run_dir: pathlib.Path, preset: str, data: explore.DataChoice) -> pd.DataFrame:
+    """One row: the run's final mAP and CMC points (percent) with what it trained on."""
+    run = runs.load_run(run_dir)
+    final = run.final_metrics
+    ranks = {key: final[key] for key in ("rank1", "rank5", "rank10", "rank20") if key in final}
+    return pd.DataFrame([{"run": pathlib.Path(run_dir).name, "method": preset, "margin": run.config["margin"],
+                          "dataset": run.config["dataset"], "data": data.label, "iterations": final["iteration"],
+                          "mAP": final["mAP"], **ranks}])
+
+
+def example_rankings(features: explore.RunFeatures, count: int, k: int) -> list[explore.Ranking]:
+    """The top-k gallery of `count` queries spread evenly over the query set."""
+    step = max(1, features.num_queries // max(1, count))
+    return [explore.rank_gallery(features, index, k) for index in range(0, features.num_queries, step)][:count]
+
+
+def camera_probe_table(run_dirs: typing.Mapping[tuple[str, str], pathlib.Path], labels: typing.Mapping[str, str],
+                       test_fraction: float, seed: int) -> pd.DataFrame:
+    """Notebook 05's probe: per (dataset, method) run, the held-out accuracy (%) of a linear camera
+    classifier on the run's test features, and the chance level."""
+    import torch
+
+    from readnet.config import METHODS
+    from readnet.evaluation import camera_probe_accuracy
+
+    rows = []
+    for (dataset, method), run_dir in run_dirs.items():
+        features = explore.load_features(run_dir)
+        accuracy, chance = camera_probe_accuracy(torch.cat([features.query, features.gallery]),
+                                                 features.query_camids + features.gallery_camids,
+                                                 test_fraction=test_fraction, seed=seed)
+        config = runs.load_run(run_dir).config
+        rows.append({"dataset": dataset, "data": labels[dataset], "method": published.paper_method(config["method"]),
+                     "ACN": METHODS[config["method"]].camera_adversary, "w2": config["w2"],
+                     "camera probe accuracy (%)": 100 * accuracy, "chance (%)": 100 * chance})
+    return pd.DataFrame(rows)

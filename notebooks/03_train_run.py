@@ -31,6 +31,7 @@ margin = None  # None: the paper's margin for the preset and dataset
 run_name = None
 top_k = 8
 num_examples = 4
+train_own_loss = True  # also train the preset with a triplet-loss variant of your own (last section)
 seed = 0
 overrides = {}  # any other TrainConfig field
 data_root = None
@@ -108,3 +109,25 @@ retrieval
 # %%
 runs.write_json(exp.output / "03_train_run.json", experiment.run_record(run_dir, preset, data))
 sorted(str(path.relative_to(run_dir)) for path in pathlib.Path(run_dir).rglob("*") if path.is_file())
+
+# %% [markdown]
+# ## Your own triplet loss
+#
+# The engine takes the metric loss and the miner as plain functions: any
+# `(anchors, positives, negatives) -> loss` and `(features, pids) -> (a, p, n)` train without editing
+# readnet. Here: TriNet's soft-margin L_ori (`margin=None`) on triplets mined by cosine distance.
+
+# %%
+if train_own_loss:
+    import functools
+
+    from readnet import losses, mining
+
+    soft_margin = functools.partial(losses.original_triplet, margin=None)
+    cosine_batch_hard = functools.partial(mining.batch_hard, metric="cosine")
+    own_dir = exp.train(preset, dataset, exp.scale.single_run, run_dir=exp.run_dir(preset, dataset, "-own-loss"),
+                        metric_loss=soft_margin, miner=cosine_batch_hard, margin=margin)
+    own = runs.load_run(own_dir).final_metrics
+    print(f"{preset} as preset: mAP {final['mAP']:.1f}%, rank-1 {final['rank1']:.1f}%; "
+          f"soft-margin L_ori on cosine batch-hard: mAP {own['mAP']:.1f}%, rank-1 {own['rank1']:.1f}%")
+

@@ -165,10 +165,12 @@ class Experiment:
         return self.runs_root / f"{self.stamp}-{self.notebook}-{preset}{tag}-{dataset}-seed{self.seed}"
 
     def train(self, preset: str, dataset: str, budget: Budget, run_dir: str | pathlib.Path | None = None,
+              metric_loss: typing.Callable | None = None, miner: typing.Callable | None = None,
               **settings: typing.Any) -> pathlib.Path:
-        """Train `preset` on `dataset` at this scale (see `config`); return the run folder."""
+        """Train `preset` on `dataset` at this scale (see `config`); return the run folder. `metric_loss`
+        and `miner` replace the preset's (readnet.engine.build_engine)."""
         config = self.config(preset, dataset, budget, **settings)
-        run_dir = training.train(config, run_dir or self.run_dir(preset, dataset))
+        run_dir = training.train(config, run_dir or self.run_dir(preset, dataset), metric_loss=metric_loss, miner=miner)
         final = runs.load_run(run_dir).final_metrics
         self.log(f"{preset} on {dataset}: mAP {final['mAP']:.2f}%, rank-1 {final['rank1']:.2f}%")
         return pathlib.Path(run_dir)

@@ -101,7 +101,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "01": {"data_root": MnistRoot(), "download": True, "epochs": 20, "train_size": None, "test_size": None,
                "batch_size": 100, "max_triplets": 2000, "device": "auto", "seed": 0},
         "02": {"grid_size": 241, "gradient_points": 400, "show_slider": False},
-        "03": {"scale": "paper", "data_root": UserData("market1501")},
+        "03": {"scale": "paper", "data_root": UserData("market1501"), "train_own_loss": False},
         "04": {"scale": "paper", "datasets": ["market1501", "dukemtmc", "cuhk03"],
                "data_root": UserData("market1501, dukemtmc, cuhk03")},
         "05": {"scale": "paper", "datasets": ["market1501", "dukemtmc", "cuhk03"],

@@ -5,10 +5,17 @@ those ids in imbalanced (id, camera) groups plus 2,798 distractors of pid 0, one
 (id, camera) until 3,368; distances from noisy id centres with a camera shift, mAP ~70%),
 times evaluate (median after a warm-up), checks it against the classic per-query loop on a
 subset of queries, and records the figures in benchmarks/RESULTS.md (section eval_speed).
-On every device it also times the fast path's whole ranking step from features: chunked_pairwise_distance
-of 2048-d query and gallery features, then evaluate, all on the device (--feature-dim).
+Every evaluate row is also given as a ratio to one numpy argsort of the same matrix's rows,
+timed in the same process. On every device it also times the fast path's whole ranking step
+from features: chunked_pairwise_distance of 2048-d query and gallery features, then evaluate, all on
+the device (--feature-dim).
+
+--worst-case adds two harder distance matrices with the same labels: "random" (uniform: an
+untrained model, every negative competes) and "overlapping" (uniform, plus 0.5 for another id:
+matches closer on average, but half the negatives within the farthest match).
 
     python benchmarks/eval_speed.py                 # CPU, and CUDA when available
+    python benchmarks/eval_speed.py --worst-case    # the three distance cases
     python benchmarks/eval_speed.py --with-loop     # also time the full classic loop (about a minute)
     PYTHONPATH=. python benchmarks/eval_speed.py    # where readnet is not installed (torch + numpy only)
 """
@@ -74,8 +81,25 @@ def time_from_features(device: torch.device, args) -> tuple:
     cmc, mAP = evaluate(chunked_pairwise_distance(query, gallery), *labels)
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     what = f"pairwise_distance ({args.feature_dim}-d features) + evaluate, {label}"
-    print(f"{what}: median {seconds:.3f} s; rank-1 {cmc[0]:.4f}, mAP {mAP:.4f}")
-    return what, seconds, times, mAP, cmc[0], float("nan")
+    print(f"{what}: median {seconds:.3f} s; rank-1 {cmc[0]:.4f}, mAP {mAP:.4f}", flush=True)
+    return what, seconds, times, mAP, cmc[0], float("nan"), float("nan")
+
+
+def distance_cases(distmat, q_pids, g_pids, seed: int, worst_case: bool) -> dict[str, np.ndarray]:
+    """The distance matrices to time, by name: the Market-like one, and with `worst_case` the
+    random and the overlapping ones (module docstring)."""
+    cases = {"trained-like": distmat}
+    if worst_case:
+        rng = np.random.default_rng(seed)
+        cases["random"] = rng.random(distmat.shape, dtype=np.float32)
+        other_id = q_pids[:, None] != g_pids[None, :]
+        cases["overlapping"] = rng.random(distmat.shape, dtype=np.float32) + np.float32(0.5) * other_id
+    return cases
+
+
+def argsort_seconds(distmat: np.ndarray, repeats: int) -> tuple[float, list[float]]:
+    """Median time of one np.argsort of every row (numpy's default quicksort, one thread)."""
+    return median_seconds(lambda: np.argsort(distmat, axis=1), repeats, torch.device("cpu"))
 
 
 def classic_loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, kind="quicksort"):
@@ -112,8 +136,9 @@ def median_seconds(run, repeats: int, device: torch.device) -> tuple[float, list
     return statistics.median(times), times
 
 
-def time_case(what, distmat, labels, device, args) -> tuple:
-    """Median time of evaluate on `device`, and its largest difference to the classic loop on a subset."""
+def time_case(what, distmat, labels, device, args, argsort: float) -> tuple:
+    """Median time of evaluate on `device`, its ratio to `argsort` seconds, and its largest
+    difference to the classic loop on a subset of queries."""
     subset = slice(0, args.check_queries)
     q_pids, g_pids, q_camids, g_camids = labels
     reference = classic_loop(distmat[subset], q_pids[subset], g_pids, q_camids[subset], g_camids, kind="stable")
@@ -123,9 +148,10 @@ def time_case(what, distmat, labels, device, args) -> tuple:
     sub_cmc, sub_mAP = evaluate(on_device[0][subset], on_device[1][subset], on_device[2],
                                 on_device[3][subset], on_device[4])
     difference = max(float(np.abs(sub_cmc - reference[0]).max()), abs(sub_mAP - reference[1]))
-    print(f"{what}: median {seconds:.3f} s (runs {', '.join(f'{t:.3f}' for t in times)}); rank-1 {cmc[0]:.4f}, "
-          f"mAP {mAP:.4f}; max |diff| vs classic loop on {args.check_queries} queries {difference:.1e}")
-    return (what, seconds, times, mAP, cmc[0], difference), (cmc, mAP)
+    print(f"{what}: median {seconds:.3f} s = {seconds / argsort:.2f}x argsort (runs "
+          f"{', '.join(f'{t:.3f}' for t in times)}); rank-1 {cmc[0]:.4f}, mAP {mAP:.4f}; "
+          f"max |diff| vs classic loop on {args.check_queries} queries {difference:.1e}", flush=True)
+    return (what, seconds, times, mAP, cmc[0], difference, seconds / argsort), (cmc, mAP)
 
 
 def main(argv: list[str]) -> int:
@@ -136,7 +162,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs after the warm-up (median reported)")
     parser.add_argument("--check-queries", type=int, default=200, help="queries checked against the classic loop")
     parser.add_argument("--worst-case", action="store_true",
-                        help="also time random distances (an untrained model: every negative competes)")
+                        help="also time the random and the overlapping distances (module docstring)")
     parser.add_argument("--with-loop", action="store_true", help="also time the classic loop on all queries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--feature-dim", type=int, default=2048,
@@ -152,26 +178,28 @@ def main(argv: list[str]) -> int:
 
     distmat, q_pids, g_pids, q_camids, g_camids = market_like(args.seed)
     labels = (q_pids, g_pids, q_camids, g_camids)
+    cases = distance_cases(distmat, q_pids, g_pids, args.seed, args.worst_case)
     print(f"distance matrix {distmat.shape[0]} x {distmat.shape[1]} float32; torch {torch.__version__}, "
           f"numpy {np.__version__}")
-    rows, results = [], {}
+    argsort, argsort_times = argsort_seconds(distmat, min(args.repeats, 3))
+    print(f"np.argsort(distmat, axis=1): median {argsort:.3f} s", flush=True)
+    nan = float("nan")
+    rows = [("np.argsort of every row (quicksort), numpy, 1 thread", argsort, argsort_times, nan, nan, nan, 1.0)]
+    results = {}
     for name in devices:
         device = torch.device(name)
-        for count in threads if device.type == "cpu" else [default_threads]:
-            torch.set_num_threads(count)
-            label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {count} thread(s)"
-            row, results[label] = time_case(f"readnet evaluate, {label}", distmat, labels, device, args)
-            rows.append(row)
+        for case, matrix in cases.items():
+            for count in threads if device.type == "cpu" else [default_threads]:
+                torch.set_num_threads(count)
+                label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {count} thread(s)"
+                row, result = time_case(f"readnet evaluate, {case} distances, {label}", matrix, labels, device, args,
+                                        argsort)
+                rows.append(row)
+                if case == "trained-like":
+                    results[label] = result
         torch.set_num_threads(default_threads)
         rows.append(time_from_features(device, args))
-        if args.worst_case:
-            random = np.random.default_rng(args.seed).random(distmat.shape, dtype=np.float32)
-            torch.set_num_threads(threads[0])
-            row, _ = time_case(f"readnet evaluate, random distances (worst case), {name}, "
-                               f"{torch.get_num_threads()} CPU thread(s)", random, labels, device, args)
-            torch.set_num_threads(default_threads)
-            rows.append(row)
-    if any(row[-1] > 1e-6 for row in rows):  # NaN (the rows from features) compares False
+    if any(row[5] > 1e-6 for row in rows):  # NaN (the rows without a loop check) compares False
         print("ERROR: evaluate differs from the classic loop", file=sys.stderr)
         return 1
     first_cmc, first_mAP = next(iter(results.values()))
@@ -183,7 +211,7 @@ def main(argv: list[str]) -> int:
         seconds = time.perf_counter() - start
         difference = max(float(np.abs(cmc - first_cmc).max()), abs(mAP - first_mAP))
         rows.append(("classic per-query numpy loop (np.argsort quicksort), CPU", seconds, [seconds], mAP, cmc[0],
-                     difference))
+                     difference, seconds / argsort))
         print(f"classic loop: {seconds:.1f} s; rank-1 {cmc[0]:.4f}, mAP {mAP:.4f}; max |diff| {difference:.1e}")
     if not args.no_record:
         section = "eval_speed_cuda" if "cuda" in devices else "eval_speed_cpu"
@@ -199,15 +227,25 @@ def report(shape, rows, spread, argv, args) -> str:
     info["command"] = " ".join(["python benchmarks/eval_speed.py", *argv])
     lines = [f"## evaluate at Market-1501 size ({shape[0]} x {shape[1]}, float32)", ""]
     lines += [f"- {key}: {value}" for key, value in info.items()]
-    lines += ["", "| what | median s | runs (s) | rank-1 | mAP | max abs diff vs classic loop |", "|---|---|---|---|---|---|"]
-    lines += [f"| {what} | {seconds:.3f} | {' '.join(f'{t:.3f}' for t in times)} | {r1:.4f} | {mAP:.4f} | "
-              f"{'n/a' if diff != diff else f'{diff:.1e}'} |" for what, seconds, times, mAP, r1, diff in rows]
+    lines += ["", "| what | median s | runs (s) | x argsort | rank-1 | mAP | max abs diff vs classic loop |",
+              "|---|---|---|---|---|---|---|"]
+
+    def number(value, spec):
+        return "n/a" if value != value else format(value, spec)
+
+    lines += [f"| {what} | {seconds:.3f} | {' '.join(f'{t:.3f}' for t in times)} | {number(ratio, '.2f')} | "
+              f"{number(r1, '.4f')} | {number(mAP, '.4f')} | {number(diff, '.1e')} |"
+              for what, seconds, times, mAP, r1, diff, ratio in rows]
     lines += ["", f"Identical numbers across devices and thread counts (largest difference {spread:.1e}). "
+              "'x argsort' divides a row's median by the median of one np.argsort(distmat, axis=1) (numpy's "
+              "quicksort, one thread) of the trained-like matrix, timed in this process; the goal is <= 0.5x for "
+              "each distance case (trained-like, random, overlapping: see benchmarks/eval_speed.py). "
               f"The readnet rows' diff is against the classic loop on the first {args.check_queries} queries "
-              "(stable sort); the classic-loop row compares all queries; the rows from features (other features, "
-              "so other mAP) time the fast path's evaluation after feature extraction. Targets: <= 1.5 s on the CPU, "
-              "<= 0.1 s on a GPU. Reference points measured on the 2-core development machine: classic loop "
-              "about 70 s, torchreid's compiled Cython evaluator about 4.3 s."]
+              "(stable sort; its float32 CMC limits the diff to ~1e-8, tests/test_evaluation.py checks 1e-12 "
+              "against float64 loops); the classic-loop row compares all queries; the rows from features (other "
+              "features, so other mAP) time the fast path's evaluation after feature extraction. Targets: <= 1.5 s "
+              "on the CPU, <= 0.1 s on a GPU. Reference points measured on the 2-core development machine: classic "
+              "loop about 70 s, torchreid's compiled Cython evaluator about 4.3 s."]
     if os.getloadavg()[0] > (os.cpu_count() or 1):
         lines += ["", "The load average was above the core count (other jobs were running), so multi-thread rows "
                   "measure waiting for a core as much as the code; the 1-thread row is the robust figure."]

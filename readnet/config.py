@@ -116,6 +116,7 @@ class TrainConfig:
     eval_every: int = 0
     eval_batch_size: int = 512
     eval_trials: int = 10
+    rerank: bool = False
     # run control
     device: str = "auto"
     amp: bool | None = None
@@ -162,6 +163,8 @@ FIELD_NOTES = {
     "cuda_graphs": "fast path, CUDA: compile with mode 'reduce-overhead' (CUDA graphs)",
     "log_every": "losses are read back to the host (and checked for NaN) every N steps on the fast path",
     "decode_cache_dir": "folder for decoded image tensors, so later runs skip decoding (None: decode each run)",
+    "rerank": "Market-rule datasets (Market-1501, DukeMTMC-reID, CUHK03): k-reciprocal re-ranking of the distances "
+    "before CMC/mAP (Zhong et al. [35]: k1=20, k2=6, lambda=0.3); off by default, as the papers report without it",
 }
 
 # Fields a resume may change: they steer the run, not what it computes.
@@ -194,6 +197,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"height and width must be positive, got {config.height}x{config.width}")
     if config.log_every < 1:
         raise ValueError(f"log_every must be >= 1 (steps between loss read-backs), got {config.log_every}")
+    if config.rerank and method.cross_modal:
+        raise ValueError(f"rerank applies to the Market-rule datasets, not to {config.dataset}")
     if config.checkpoint_epochs is not None and config.checkpoint_epochs < 1:
         raise ValueError(f"checkpoint_epochs must be >= 1 or None (automatic), got {config.checkpoint_epochs}")
     return config

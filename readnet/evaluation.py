@@ -17,7 +17,7 @@ and numpy are imported here, so the module runs where scikit-learn is missing
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,8 @@ from torch import Tensor
 
 from readnet.distances import chunked_pairwise_distance, pairwise_distance
 from readnet.precision import float32
+from readnet.ranking import DropRule, query_statistics
+from readnet import reranking
 
 CMC_CONVENTIONS = ("standard", "official")
 SYSU_MODES = ("all", "indoor")
@@ -40,11 +42,8 @@ SYSU_GALLERY_CAMIDS = {"all": (0, 1, 3, 4), "indoor": (0, 1)}
 # camera-2 gallery images (any identity): the SYSU-MM01 evaluation rule.
 SYSU_SHARED_LOCATION = (2, 1)
 
-# Gallery x query elements per chunk: bounds the working memory of evaluate()
-# (about 40 bytes per element) and keeps a chunk in cache on a CPU.
-_CPU_CHUNK_ELEMENTS = 1 << 20
-_GPU_CHUNK_ELEMENTS = 1 << 26
-_NO_KEY = torch.iinfo(torch.int64).max  # above every key (see _order_keys)
+# k-reciprocal re-ranking (Zhong et al. 2017, ReadNet's [35]) of query x gallery distances: readnet.reranking.
+re_rank = reranking.re_rank
 
 
 def _as_tensor(values, name: str, device: torch.device | None = None) -> Tensor:
@@ -83,161 +82,6 @@ def _check_distmat(distmat) -> Tensor:
     if torch.isnan(distmat.min()):
         raise ValueError("distmat contains NaN; check the features (a NaN feature gives NaN distances)")
     return distmat.contiguous()
-
-
-@dataclass(frozen=True)
-class _DropRule:
-    """Which gallery items a query does not see: `drop(q_index, g_index)` is elementwise and
-    broadcasts. `only_same_id` says it never drops another id (the Market rule)."""
-
-    drop: Callable[[Tensor, Tensor], Tensor]
-    only_same_id: bool
-
-
-def _same_id_pairs(q_pids: Tensor, g_pids: Tensor) -> tuple[Tensor, Tensor]:
-    """Every (query, gallery) index pair with one pid, ordered by query then gallery index."""
-    sorted_pids, order = torch.sort(g_pids, stable=True)
-    begin = torch.searchsorted(sorted_pids, q_pids)
-    counts = torch.searchsorted(sorted_pids, q_pids, right=True) - begin
-    q_index = torch.repeat_interleave(torch.arange(q_pids.numel(), device=q_pids.device), counts)
-    return q_index, order[begin[q_index] + _slot_in_row(q_index, counts)]
-
-
-def _slot_in_row(rows: Tensor, counts: Tensor) -> Tensor:
-    """0, 1, 2, ... within each run of equal `rows` (sorted ascending; counts = run lengths by row)."""
-    return torch.arange(rows.numel(), device=rows.device) - (counts.cumsum(0) - counts)[rows]
-
-
-def _monotone(first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
-    """int64 codes in [0, 2**32) with the order and the ties of the distances in both tensors.
-
-    float32 and narrower: the float bits made monotone (negative floats reversed; -0.0 coded as
-    +0.0, as they compare equal). float64 does not fit 32 bits, so it is coded by its rank among
-    the values at hand (a sort of those values only).
-    """
-    if first.dtype == torch.float64:
-        ranks = torch.unique(torch.cat([first.reshape(-1), second.reshape(-1)]), return_inverse=True)[1]
-        return ranks[:first.numel()].view(first.shape), ranks[first.numel():].view(second.shape)
-
-    def code(values: Tensor) -> Tensor:
-        bits = (values.float() + 0.0).view(torch.int32)
-        return (bits ^ ((bits >> 31) & 0x7FFFFFFF)).long() + (1 << 31)
-
-    return code(first), code(second)
-
-
-def _order_keys(rows: Tensor, codes: Tensor, cols: Tensor, num_gallery: int) -> Tensor:
-    """int64 keys ordered like (row, distance, gallery index): one comparison is the stable order."""
-    col_bits = max(1, (num_gallery - 1).bit_length())
-    return (rows << (32 + col_bits)) | (codes << col_bits) | cols
-
-
-def _match_ranks(
-    distances: Tensor, match_rows: Tensor, match_cols: Tensor, is_negative: Callable[[Tensor, Tensor], Tensor]
-) -> tuple[Tensor, Tensor]:
-    """Ranks (0-based, among kept items) of a chunk's matches, without sorting the gallery.
-
-    Match k of a row (in ranking order) is preceded by k matches and by the negatives with a
-    smaller (distance, gallery index) key. Only negatives within the row's largest match
-    distance can precede a match, typically a few percent of the gallery for a trained model;
-    those are located among the sorted match keys (searchsorted) and counted with a cumulative
-    histogram. Returns (ranks, slot) per match, grouped by row in ranking order; slot = k.
-    """
-    num_rows, num_gallery = distances.shape
-    device = distances.device
-    match_distances = distances[match_rows, match_cols]
-    largest = torch.full((num_rows,), -torch.inf, dtype=distances.dtype, device=device)
-    largest.scatter_reduce_(0, match_rows, match_distances, reduce="amax")
-    candidate = distances <= largest[:, None]
-    dense = 3 * int(candidate.sum()) >= candidate.numel()
-    if dense:  # most of the gallery is within reach (a weak model): compacting would cost more
-        rows, cols = torch.arange(num_rows, device=device)[:, None], torch.arange(num_gallery, device=device)
-        values = distances
-    else:
-        rows, cols = candidate.nonzero(as_tuple=True)
-        values = distances[rows, cols]
-    match_codes, codes = _monotone(match_distances, values)
-    match_keys = _order_keys(match_rows, match_codes, match_cols, num_gallery).sort().values
-    counts = torch.bincount(match_rows, minlength=num_rows)
-    row_end = counts.cumsum(0)
-    keys = _order_keys(rows, codes, cols, num_gallery)
-    if dense:
-        # A short sorted list per row: the batched search takes log2(matches of the row) steps.
-        padded = torch.full((num_rows, max(1, int(counts.max()))), _NO_KEY, dtype=torch.int64, device=device)
-        padded[match_rows, _slot_in_row(match_rows, counts)] = match_keys
-        located = torch.searchsorted(padded, keys) + (row_end - counts)[:, None]
-    else:
-        located = torch.searchsorted(match_keys, keys)
-    # Rows live in the keys' top bits, so `located` stays within the row, or one past its last
-    # match; negatives past the last match, and non-negatives, go to a spare last bin.
-    counted = is_negative(rows, cols) & (located < row_end[rows])
-    located = torch.where(counted, located, match_keys.numel())
-    before = torch.bincount(located.view(-1), minlength=match_keys.numel() + 1)[:-1].cumsum(0)
-    before = torch.cat([before.new_zeros(1), before])
-    index = torch.arange(match_keys.numel(), device=device)
-    row_start = (row_end - counts)[match_rows]
-    slot = index - row_start
-    return slot + before[index + 1] - before[row_start], slot
-
-
-def _chunk_rows(num_gallery: int, device: torch.device, chunk_size: int | None) -> int:
-    # The keys hold the chunk row above 32 distance bits and the gallery index.
-    most_rows = 1 << (31 - max(1, (num_gallery - 1).bit_length()))
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if chunk_size is None:
-        budget = _GPU_CHUNK_ELEMENTS if device.type == "cuda" else _CPU_CHUNK_ELEMENTS
-        chunk_size = max(1, budget // num_gallery)
-    return min(chunk_size, most_rows)
-
-
-def _negative_test(
-    q_pids: Tensor, g_pids: Tensor, rule: _DropRule | None, offset: int
-) -> Callable[[Tensor, Tensor], Tensor]:
-    """is_negative(rows, cols) for a chunk of queries starting at query `offset` (rows are local)."""
-
-    def is_negative(rows: Tensor, cols: Tensor) -> Tensor:
-        negative = g_pids[cols] != q_pids[rows]
-        if rule is not None and not rule.only_same_id:
-            negative &= ~rule.drop(rows + offset, cols)
-        return negative
-
-    return is_negative
-
-
-def _query_statistics(
-    distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: _DropRule | None, chunk_size: int | None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per query: rank of the first match (0-based, among kept items), AP, and whether it is valid.
-
-    A query with no match left once `rule` drops its gallery items is invalid.
-    """
-    num_query, num_gallery = distmat.shape
-    if num_gallery >= 1 << 30:
-        raise ValueError(f"a gallery of {num_gallery} items is too large; split it below 2**30 items")
-    device = distmat.device
-    q_same, g_same = _same_id_pairs(q_pids, g_pids)
-    if rule is not None:
-        kept = ~rule.drop(q_same, g_same)
-        q_same, g_same = q_same[kept], g_same[kept]
-    first_rank = torch.zeros(num_query, dtype=torch.int64, device=device)
-    average_precision = torch.zeros(num_query, dtype=torch.float64, device=device)
-    num_matches = torch.zeros(num_query, dtype=torch.int64, device=device)
-    step = _chunk_rows(num_gallery, device, chunk_size)
-    for start in range(0, num_query, step):
-        stop = min(start + step, num_query)
-        lo, hi = torch.searchsorted(q_same, torch.tensor([start, stop], device=device)).tolist()
-        rows = q_same[lo:hi] - start
-        is_negative = _negative_test(q_pids[start:stop], g_pids, rule, start)
-        ranks, slot = _match_ranks(distmat[start:stop], rows, g_same[lo:hi], is_negative)
-        precision = (slot + 1).double() / (ranks + 1).double()
-        counts = torch.bincount(rows, minlength=stop - start)
-        first = slot == 0
-        first_rank[start + rows[first]] = ranks[first]
-        average_precision[start:stop] = torch.bincount(rows, weights=precision, minlength=stop - start)
-        num_matches[start:stop] = counts
-    valid = num_matches > 0
-    return first_rank, average_precision / num_matches.clamp(min=1), valid
 
 
 def _cmc_from_first_ranks(first_rank: Tensor, valid: Tensor, length: int) -> np.ndarray:
@@ -290,14 +134,14 @@ def evaluate(
         return (q_pids[q_index] == g_pids[g_index]) & (q_camids[q_index] == g_camids[g_index])
 
     with torch.no_grad():
-        first_rank, average_precision, valid = _query_statistics(
-            distmat, q_pids, g_pids, _DropRule(same_id_same_camera, only_same_id=True), chunk_size)
+        first_rank, average_precision, valid = query_statistics(
+            distmat, q_pids, g_pids, DropRule(same_id_same_camera, only_same_id=True), chunk_size)
     _require_valid(valid, "same-id same-camera gallery items are dropped")
     cmc = _cmc_from_first_ranks(first_rank, valid, min(max_rank, distmat.shape[1]))
     return cmc, float(average_precision[valid].mean())
 
 
-def _official_first_ranks(distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: _DropRule | None) -> Tensor:
+def _official_first_ranks(distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: DropRule | None) -> Tensor:
     """Rank of the true id in the rank list with repeated ids removed (official SYSU-MM01 CMC).
 
     An id's place in that list is its first occurrence among the kept items, so the true id's
@@ -373,12 +217,12 @@ def aggregate_trials(
 
 
 def _cross_modality_metrics(
-    distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: _DropRule | None, max_rank: int, cmc: str,
+    distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: DropRule | None, max_rank: int, cmc: str,
     rule_text: str,
 ) -> tuple[np.ndarray, float]:
     if cmc not in CMC_CONVENTIONS:
         raise ValueError(f"cmc must be one of {CMC_CONVENTIONS}, got {cmc!r}")
-    first_rank, average_precision, valid = _query_statistics(distmat, q_pids, g_pids, rule, None)
+    first_rank, average_precision, valid = query_statistics(distmat, q_pids, g_pids, rule, None)
     _require_valid(valid, rule_text)
     if cmc == "official":
         first_rank = _official_first_ranks(distmat, q_pids, g_pids, rule)
@@ -403,7 +247,7 @@ def evaluate_sysu_mm01_trial(
     def shared_location(q_index: Tensor, g_index: Tensor) -> Tensor:
         return (q_camids[q_index] == query_camera) & (g_camids[g_index] == gallery_camera)
 
-    rule = _DropRule(shared_location, only_same_id=False)
+    rule = DropRule(shared_location, only_same_id=False)
     with torch.no_grad():
         return _cross_modality_metrics(distmat, q_pids, g_pids, rule, max_rank, cmc,
                                        "camera-3 queries drop camera-2 gallery items")

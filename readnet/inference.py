@@ -99,8 +99,9 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
     """mAP, rank-r and the CMC curve (percent) with the dataset's protocol: Market rule (Market/Duke/
     CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
     setting) or RegDB (both directions). The headline numbers are all_single (SYSU) or
-    visible_to_thermal (RegDB). On the fast path the features, distances and ranking stay on the
-    model's device (`caches` keeps the decoded test images for later evaluations)."""
+    visible_to_thermal (RegDB). `config.rerank` re-ranks the Market-rule distances first. On the fast
+    path the features, distances and ranking stay on the model's device (`caches` keeps the decoded
+    test images for later evaluations)."""
     caches = {} if caches is None else caches
     query, q_pids, q_camids = extract_features(model, dataset.query, config, caches, "query")
     gallery, g_pids, g_camids = extract_features(model, dataset.gallery, config, caches, "gallery")
@@ -117,6 +118,9 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
         settings = {direction: _percent(*evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric))
                     for direction in evaluation.REGDB_DIRECTIONS}
         return {**settings["visible_to_thermal"], "settings": settings}
-    cmc, mAP = evaluation.evaluate(chunked_pairwise_distance(query, gallery, metric), q_pids, g_pids, q_camids,
-                                   g_camids)
+    distmat = chunked_pairwise_distance(query, gallery, metric)
+    if config.rerank:  # k-reciprocal re-ranking [35] with the paper's k1, k2, lambda
+        distmat = evaluation.re_rank(distmat, chunked_pairwise_distance(query, query, metric),
+                                     chunked_pairwise_distance(gallery, gallery, metric))
+    cmc, mAP = evaluation.evaluate(distmat, q_pids, g_pids, q_camids, g_camids)
     return _percent(cmc, mAP)

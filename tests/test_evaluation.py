@@ -1,4 +1,8 @@
-"""readnet.evaluation against straightforward per-query loops, hand-computed cases and protocol rules."""
+"""readnet.evaluation against straightforward per-query loops, hand-computed cases and protocol rules.
+
+Tests taking the `ranking_path` fixture run once per ranking algorithm of readnet.ranking: the
+counting path, the sorting path (numpy, as on the CPU) and the sorting path in torch (as on CUDA).
+"""
 import math
 
 import numpy as np
@@ -7,6 +11,18 @@ import torch
 
 from readnet import evaluation as E
 from readnet.distances import chunked_pairwise_distance
+from readnet import ranking
+
+PATHS = {"counting": {"SORT_ABOVE": 1.0}, "sorting": {"SORT_ABOVE": -1.0},
+         "sorting_torch": {"SORT_ABOVE": -1.0, "NUMPY_SORT_ON_CPU": False}}
+
+
+@pytest.fixture(params=list(PATHS))
+def ranking_path(request, monkeypatch):
+    """Forces one ranking algorithm for the test."""
+    for name, value in PATHS[request.param].items():
+        monkeypatch.setattr(ranking, name, value)
+    return request.param
 
 
 def loop_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
@@ -71,11 +87,11 @@ def random_case(rng, num_query, num_gallery, num_ids=6, num_cameras=3, ties=Fals
 
 
 def assert_same(got, expected):
-    np.testing.assert_allclose(got[0], expected[0], atol=1e-6, rtol=0)
-    assert got[1] == pytest.approx(expected[1], abs=1e-6)
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-12, rtol=0)
+    assert got[1] == pytest.approx(expected[1], abs=1e-12)
 
 
-def test_hand_computed_junk_distractor_and_ap():
+def test_hand_computed_junk_distractor_and_ap(ranking_path):
     # Query pid 1, camera 0. Gallery by distance: same id+camera (dropped), id 2, id 1 (hit),
     # distractor, id 1 (hit): kept ranks of hits are 2 and 4, so AP = (1/2 + 2/4) / 2.
     distmat = np.array([[0.1, 0.2, 0.3, 0.4, 0.5]], dtype=np.float32)
@@ -85,7 +101,7 @@ def test_hand_computed_junk_distractor_and_ap():
     assert mAP == pytest.approx(0.5)
 
 
-def test_ties_follow_gallery_order():
+def test_ties_follow_gallery_order(ranking_path):
     # All distances equal: the ranking is the gallery order, so matches sit at ranks 2 and 4.
     distmat = np.ones((1, 4), dtype=np.float32)
     cmc, mAP = E.evaluate(distmat, [7], [3, 7, 3, 7], [0], [1, 1, 1, 1], max_rank=4)
@@ -96,7 +112,7 @@ def test_ties_follow_gallery_order():
     assert cmc[0] == 1.0 and mAP == 1.0
 
 
-def test_signed_zero_ties_and_negative_distances():
+def test_signed_zero_ties_and_negative_distances(ranking_path):
     # -0.0 == 0.0, so gallery order decides; negative distances rank first.
     distmat = torch.tensor([[0.0, -0.0, -1.0, 2.0]])
     cmc, mAP = E.evaluate(distmat, [5], [1, 5, 2, 5], [0], [1, 1, 1, 1], max_rank=4)
@@ -107,7 +123,7 @@ def test_signed_zero_ties_and_negative_distances():
 
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_random_cases_match_the_loop(ties, dtype):
+def test_random_cases_match_the_loop(ties, dtype, ranking_path):
     rng = np.random.default_rng(1 + ties)
     for case in range(25):
         distmat, *labels = random_case(rng, int(rng.integers(1, 30)), int(rng.integers(2, 60)), ties=ties)
@@ -126,7 +142,7 @@ def test_random_cases_match_the_loop(ties, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_trained_model_like_distances_match_the_loop(dtype):
+def test_trained_model_like_distances_match_the_loop(dtype, ranking_path):
     # Matches mostly near the top: only a few negatives lie within a query's farthest match, the
     # case evaluate handles without looking at the rest of the gallery.
     rng = np.random.default_rng(2)
@@ -137,7 +153,43 @@ def test_trained_model_like_distances_match_the_loop(dtype):
     assert_same(E.evaluate(distmat, *labels, chunk_size=16), loop_market(distmat, *labels))
 
 
-def test_half_precision_and_integer_inputs():
+def test_each_chunk_takes_the_cheaper_path_on_two_threads(monkeypatch):
+    # Queries 0-39 are trained-like (matches in front: counted), 40-79 random (sorted, by a pool
+    # of two threads); one call mixes both paths and keeps the loop's numbers.
+    rng = np.random.default_rng(12)
+    distmat, *labels = random_case(rng, 80, 500, num_ids=20)
+    q_pids, g_pids = labels[0], labels[1]
+    distmat[:40] += 3.0 * (q_pids[:40, None] != g_pids[None, :])
+    distmat[:, ::9] = np.round(distmat[:, ::9], 1)  # some ties
+    calls = {"_counted_ranks": 0, "_sorted_ranks_numpy": 0}
+    for name in calls:
+        def counting(*args, _name=name, _function=getattr(ranking, name)):
+            calls[_name] += 1
+            return _function(*args)
+        monkeypatch.setattr(ranking, name, counting)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = E.evaluate(distmat, *labels, chunk_size=8)
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == {"_counted_ranks": 5, "_sorted_ranks_numpy": 5}
+    assert_same(got, loop_market(distmat, *labels))
+
+
+def test_infinite_and_tied_distances(ranking_path):
+    rng = np.random.default_rng(13)
+    distmat, *labels = random_case(rng, 60, 300, ties=True)
+    distmat[rng.random(distmat.shape) < 0.1] = np.inf
+    distmat[rng.random(distmat.shape) < 0.05] = -np.inf
+    assert_same(E.evaluate(distmat, *labels, chunk_size=7), loop_market(distmat, *labels))
+    q_pids, g_pids = labels[0], labels[1]
+    q_camids, g_camids = rng.choice([2, 5], 60), rng.choice([0, 1, 3, 4], 300)
+    assert_same(E.evaluate_sysu_mm01_trial(distmat, q_pids, q_camids, g_pids, g_camids),
+                loop_cross_modality(distmat, q_pids, g_pids, q_camids, g_camids))
+
+
+def test_half_precision_and_integer_inputs(ranking_path):
     rng = np.random.default_rng(3)
     distmat, *labels = random_case(rng, 12, 40, ties=True)
     expected = loop_market(distmat, *labels)
@@ -145,7 +197,7 @@ def test_half_precision_and_integer_inputs():
     assert_same(E.evaluate(distmat.astype(np.int64), *labels), expected)
 
 
-def test_query_with_only_same_camera_matches_is_skipped():
+def test_query_with_only_same_camera_matches_is_skipped(ranking_path):
     # Query 0's only match shares its camera (junk): skipped. Query 1 hits at rank 1.
     distmat = np.array([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], dtype=np.float32)
     q_pids, q_camids = np.array([1, 2]), np.array([0, 0])
@@ -163,7 +215,7 @@ def test_no_valid_query_is_an_error():
         E.evaluate(np.ones((1, 2)), [5], [1, 2], [0], [1, 1])
 
 
-def test_max_rank_beyond_the_gallery():
+def test_max_rank_beyond_the_gallery(ranking_path):
     # 3 gallery items, one dropped as junk: the curve has 3 entries and stays at 1 after the hit.
     distmat = np.array([[0.3, 0.1, 0.2]], dtype=np.float32)
     cmc, mAP = E.evaluate(distmat, [1], [1, 2, 1], [0], [1, 1, 0], max_rank=50)
@@ -218,7 +270,7 @@ def test_sysu_sampling_is_reproducible_and_follows_the_camera_rules(mode, shots)
     assert len(trials) > 1  # different seeds draw different galleries
 
 
-def test_sysu_trial_drops_camera_2_for_camera_3_queries():
+def test_sysu_trial_drops_camera_2_for_camera_3_queries(ranking_path):
     # A camera-3 query (camid 2): the camera-2 item (camid 1) at distance 0 is dropped although it
     # has the query's id; the camera-6 query (camid 5) keeps it.
     distmat = np.array([[0.0, 0.5, 0.2], [0.0, 0.5, 0.2]], dtype=np.float32)
@@ -230,7 +282,7 @@ def test_sysu_trial_drops_camera_2_for_camera_3_queries():
 
 
 @pytest.mark.parametrize("official", [False, True])
-def test_sysu_trial_matches_the_loop(official):
+def test_sysu_trial_matches_the_loop(official, ranking_path):
     rng = np.random.default_rng(5)
     for _ in range(10):
         num_query, num_gallery = int(rng.integers(1, 25)), int(rng.integers(2, 50))
@@ -298,7 +350,7 @@ def test_evaluate_sysu_mm01_rejects_wrong_splits():
 
 
 @pytest.mark.parametrize("direction", E.REGDB_DIRECTIONS)
-def test_regdb_directions_match_the_loop(direction):
+def test_regdb_directions_match_the_loop(direction, ranking_path):
     rng = np.random.default_rng(8)
     visible, thermal = rng.normal(size=(12, 4)), rng.normal(size=(15, 4))
     visible_pids, thermal_pids = rng.integers(0, 4, 12), rng.integers(0, 4, 15)

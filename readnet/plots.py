@@ -284,7 +284,6 @@ def save_table(frame, stem: str, out_dir: str | os.PathLike = "figures") -> tupl
 
     The runner's summary collects every CSV with a `paper` column as a table against the papers.
     """
-    from readnet.reproduce import markdown_table
 
     if not stem or pathlib.Path(stem).name != stem:
         raise ValueError(f"stem must be a bare file name without folders, got {stem!r}")
@@ -482,3 +481,20 @@ def margin_sweep_figure(results, title: str = "Margin ablation") -> Figure:
         ax.legend(fontsize=8)
     fig.suptitle(title)
     return fig
+
+
+def markdown_table(frame, float_format: str = "{:.2f}") -> str:
+    """A GitHub-style Markdown table (empty cells for missing values)."""
+    import pandas as pd
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return ""
+        if isinstance(value, float):
+            return float_format.format(value)
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from readnet.plots import markdown_table
 from readnet.runs import atomic_write, write_text
 
 KERNEL_NAME = "python3"
@@ -446,22 +447,6 @@ def copy_figures(source: Path, target: Path) -> list[Path]:
             atomic_write(target / path.name, lambda stream: shutil.copyfileobj(source_file, stream))
         copied.append(target / path.name)
     return copied
-
-
-def markdown_table(frame: pd.DataFrame, float_format: str = "{:.2f}") -> str:
-    """A GitHub-style Markdown table (empty cells for missing values)."""
-
-    def cell(value: Any) -> str:
-        if value is None or (isinstance(value, float) and pd.isna(value)):
-            return ""
-        if isinstance(value, float):
-            return float_format.format(value)
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
 
 
 def tables_against_papers(figures: Path) -> pd.DataFrame:

@@ -7,7 +7,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "readnet"
 MAX_LINES = 620
 
 # module -> the readnet modules it may import (docs/architecture.md)
-NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment"}
+NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep"}
 ALLOWED = {
     "precision": set(),
     "runs": set(),
@@ -16,7 +16,9 @@ ALLOWED = {
     "mining": {"distances", "precision"},
     "data": {"runs", "data"},
     "models": set(),
-    "evaluation": {"distances", "precision"},
+    "ranking": set(),
+    "reranking": {"ranking"},
+    "evaluation": {"distances", "precision", "ranking", "reranking"},
     "config": {"data", "distances", "losses", "models", "precision"},
     "presets": {"config"},
     "augment": {"config", "data"},

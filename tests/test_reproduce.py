@@ -3,7 +3,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from readnet import reproduce
+from readnet import plots, reproduce
 from readnet.reproduce import (
     MnistDownload,
     MnistRoot,
@@ -207,7 +207,7 @@ def test_synthetic_data_is_generated_once_into_the_cache(tmp_path):
 
 def test_markdown_table_escapes_and_blanks_missing_values():
     frame = pd.DataFrame({"a": [1.234, None], "b": ["x|y", "z"]})
-    assert reproduce.markdown_table(frame).splitlines() == [
+    assert plots.markdown_table(frame).splitlines() == [
         "| a | b |", "| --- | --- |", "| 1.23 | x\\|y |", "|  | z |"]
 
 

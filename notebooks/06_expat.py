@@ -18,8 +18,9 @@
 #
 # The bi-directional exponential angular triplet loss (expAT eq. 10) with the common-space batch
 # norm, trained with `readnet.train`'s expAT presets:
-# - RGB-infrared on SYSU-MM01, evaluated in its four settings (all/indoor search × single/multi
-#   shot), and on RegDB in both query directions (visible→thermal, thermal→visible);
+# - RGB-infrared on SYSU-MM01, evaluated in its four settings (`evaluation.SYSU_SETTINGS`: all-search
+#   and indoor-search, each single-shot and multi-shot), and on RegDB in both query directions
+#   (visible→thermal, thermal→visible);
 # - single-modality on the strong-baseline recipe: triplet, BNNeck, expAT, expAT + center loss.
 #
 # Each table sits beside the numbers expAT publishes (`readnet.published`; cells it does not

@@ -38,13 +38,10 @@ def train_records(dataset: reid_data.ReIDDataset, method: Method) -> tuple[list,
 def pk_sampler(records: list, num_rgb: int, config: TrainConfig, method: Method):
     """PK batches of the run; under DDP each rank draws its own share of the identities."""
     rgb_pids, ir_pids = [r.pid for r in records[:num_rgb]], [r.pid for r in records[num_rgb:]]
-    if distributed.get_world_size() > 1:
-        if method.cross_modal:
-            return distributed.ShardedCrossModalPKSampler(rgb_pids, ir_pids, config.p, config.k, seed=config.seed)
-        return distributed.ShardedPKSampler(rgb_pids, config.p, config.k, seed=config.seed)
+    draw = {"seed": config.seed, "rank": distributed.get_rank(), "world_size": distributed.get_world_size()}
     if method.cross_modal:
-        return reid_data.CrossModalPKSampler(rgb_pids, ir_pids, config.p, config.k, seed=config.seed)
-    return reid_data.PKSampler(rgb_pids, config.p, config.k, seed=config.seed)
+        return reid_data.CrossModalPKSampler(rgb_pids, ir_pids, config.p, config.k, **draw)
+    return reid_data.PKSampler(rgb_pids, config.p, config.k, **draw)
 
 
 def epoch_batches(sampler, epoch: int, num_rgb: int, cross_modal: bool) -> list[list[int]]:

@@ -16,9 +16,14 @@ import typing
 from readnet import data as reid_data
 from readnet import distributed, runs
 from readnet.config import FIELD_NOTES, RESUMABLE_OVERRIDES, TrainConfig, config_to_dict, parse_overrides
-from readnet.inference import SYSU_SETTINGS, evaluate_model
+from readnet.evaluation import SYSU_SETTINGS
+from readnet.inference import evaluate_model
 from readnet.presets import PRESET_NOTES, PRESETS, preset, resolve
 from readnet.train import load_checkpoint_model, resume, test, train
+
+# expAT main.py's `-s` values (mode_single / mode_multi) -> readnet's SYSU-MM01 setting names.
+EXPAT_SETTINGS = {f"{mode}_{'single' if shots == 1 else 'multi'}": name
+                  for name, (mode, shots) in SYSU_SETTINGS.items()}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,8 +165,8 @@ def cli_expat(argv: list[str]) -> int:
     parser = _Parser(prog="readnet expat", description="expAT RGB-IR training and testing, with main.py's flags.")
     parser.add_argument("-a", "--action", default="train", choices=("train", "test"))
     parser.add_argument("-m", "--model", help="train: a run folder or checkpoint to continue; test: the checkpoint")
-    parser.add_argument("-s", "--setting", default="all_single", choices=list(SYSU_SETTINGS),
-                        help="SYSU-MM01 search setting for -a test")
+    parser.add_argument("-s", "--setting", default="all_single", choices=list(EXPAT_SETTINGS),
+                        help="SYSU-MM01 search setting for -a test, as expAT's main.py names it")
     parser.add_argument("--dataset", default="sysu_mm01", choices=("sysu_mm01", "regdb"))
     parser.add_argument("--data-root", help="dataset folder (train: required for a new run)")
     parser.add_argument("--run-dir", help="new run folder for -a train")
@@ -174,9 +179,10 @@ def cli_expat(argv: list[str]) -> int:
         path = pathlib.Path(args.model)
         model, config, dataset = load_checkpoint_model(path / runs.LAST_CHECKPOINT if path.is_dir() else path,
                                                        args.data_root)
-        settings = (args.setting,) if dataset.protocol == "sysu_mm01" else tuple(SYSU_SETTINGS)
-        metrics = evaluate_model(model, dataset, config, sysu_settings=settings)
-        print(f"{args.model} on {config.dataset}" + (f", setting {args.setting}" if dataset.protocol == "sysu_mm01" else ""))
+        setting = EXPAT_SETTINGS[args.setting]
+        metrics = evaluate_model(model, dataset, config, sysu_settings=(setting,))
+        print(f"{args.model} on {config.dataset}"
+              + (f", setting {args.setting} ({setting})" if dataset.protocol == "sysu_mm01" else ""))
         _print_metrics(metrics)
         return 0
     if args.model:

@@ -1,19 +1,19 @@
-"""torch.distributed helpers for DDP runs launched with ``torchrun`` (issue 6).
+"""torch.distributed helpers for DDP runs launched with ``torchrun``.
 
 ``torchrun --nproc_per_node=N -m readnet.cli train ...`` sets RANK, WORLD_SIZE and LOCAL_RANK;
 :func:`init_distributed` reads them (nccl on CUDA, gloo on the CPU). Without them every helper
 here behaves as a single process of world size 1, so the training engine calls them
-unconditionally. :func:`fan_out` runs independent jobs (a sweep's runs) one per GPU instead.
+unconditionally (the PK samplers take the rank and world size as parameters).
+:func:`fan_out` runs independent jobs (a sweep's runs) one per GPU instead.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import pathlib
 import queue
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,9 +21,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Sampler
-
-from readnet.data.samplers import _check_pk, _draw_k, _indices_by_pid
 
 
 @dataclass(frozen=True)
@@ -137,80 +134,6 @@ def mean_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
     """Average of each key over the ranks that reported it."""
     keys = sorted({key for metrics in per_rank for key in metrics})
     return {key: float(np.mean([m[key] for m in per_rank if key in m])) for key in keys}
-
-
-class _IdentityShards:
-    """What the sharded samplers share: this rank's share of the identities, epoch by epoch.
-
-    Every rank shuffles the identities with the same (seed, epoch), pads the order to a
-    multiple of P x world_size with ids from its start, and cuts it into groups of P; group b
-    goes to rank b mod world_size. Each identity is thus drawn once per epoch across all
-    ranks (the padding ids twice), the ranks' identities are disjoint when the count divides
-    evenly, and every rank runs the same number of steps, as DDP requires.
-    """
-
-    def _shard(self, ids: list[int], p: int, k: int, seed: int, rank: int | None, world_size: int | None,
-               what: str) -> None:
-        _check_pk(p, k, len(ids), what)
-        self.ids = ids
-        self.rank = get_rank() if rank is None else rank
-        self.world_size = get_world_size() if world_size is None else world_size
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank {self.rank} is outside world size {self.world_size}")
-        self.p, self.k, self.seed, self.epoch = p, k, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.ids) / (self.p * self.world_size))
-
-    def epoch_ids(self) -> list[list[int]]:
-        """This rank's identity groups for the current epoch."""
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.ids))
-        total = len(self) * self.p * self.world_size
-        # Padding from the start of the order keeps the P ids of a group distinct (P <= num ids).
-        padded = [self.ids[i] for i in np.resize(order, total)]
-        groups = [padded[start:start + self.p] for start in range(0, total, self.p)]
-        return groups[self.rank::self.world_size]
-
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, self.rank])
-
-
-class ShardedPKSampler(_IdentityShards, Sampler[list[int]]):
-    """PK batches (ReadNet §3.1) with the identities sharded across DDP ranks (see
-    _IdentityShards). K images per identity are drawn as in :class:`readnet.data.samplers.PKSampler`.
-    """
-
-    def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None):
-        self.groups = _indices_by_pid(pids)
-        self._shard(sorted(self.groups), p, k, seed, rank, world_size, "identities in the training set")
-
-    def __iter__(self) -> Iterator[list[int]]:
-        rng = self._rng()
-        for id_group in self.epoch_ids():
-            yield [index for pid in id_group for index in _draw_k(self.groups[pid], self.k, rng)]
-
-
-class ShardedCrossModalPKSampler(_IdentityShards):
-    """Cross-modal PK batches (expAT: K RGB + K IR images per identity, as
-    :class:`readnet.data.samplers.CrossModalPKSampler`) with the identities sharded across
-    ranks as :class:`ShardedPKSampler` shards them. Yields (rgb_indices, ir_indices)."""
-
-    def __init__(self, rgb_pids: Sequence[int], ir_pids: Sequence[int], p: int, k: int, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None):
-        self.rgb_groups, self.ir_groups = _indices_by_pid(rgb_pids), _indices_by_pid(ir_pids)
-        self._shard(sorted(set(self.rgb_groups) & set(self.ir_groups)), p, k, seed, rank, world_size,
-                    "identities with both RGB and IR images")
-
-    def __iter__(self) -> Iterator[tuple[list[int], list[int]]]:
-        rng = self._rng()
-        for id_group in self.epoch_ids():
-            rgb = [i for pid in id_group for i in _draw_k(self.rgb_groups[pid], self.k, rng)]
-            ir = [i for pid in id_group for i in _draw_k(self.ir_groups[pid], self.k, rng)]
-            yield rgb, ir
 
 
 def fan_out(jobs: Sequence[Sequence[str]], devices: Sequence[str | int] | None = None,

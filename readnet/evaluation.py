@@ -31,6 +31,14 @@ from readnet import reranking
 
 CMC_CONVENTIONS = ("standard", "official")
 SYSU_MODES = ("all", "indoor")
+# SYSU-MM01's evaluation settings, the one vocabulary of their names: name -> (search mode, gallery
+# images per (id, camera)). The first is the headline protocol (Wu et al. 2017).
+SYSU_SETTINGS = {
+    "all-search single-shot": ("all", 1),
+    "all-search multi-shot": ("all", 10),
+    "indoor-search single-shot": ("indoor", 1),
+    "indoor-search multi-shot": ("indoor", 10),
+}
 REGDB_DIRECTIONS = ("visible_to_thermal", "thermal_to_visible")
 NEAREST_CLASS_METRICS = ("angle", "euclidean")
 

@@ -51,7 +51,7 @@ def choose_data(dataset: str, data_root: str | os.PathLike | None, cache_dir: st
             raise FileNotFoundError(f"data_root {root} is not a folder; pass the {dataset} folder "
                                     "(or its parent), or leave data_root empty to generate synthetic data")
         manifests = [root / synthetic.MANIFEST_NAME,
-                     root / synthetic.DATASET_FOLDERS[dataset] / synthetic.MANIFEST_NAME]
+                     root / synthetic.LAYOUTS[dataset].folder / synthetic.MANIFEST_NAME]
         manifest = next((m for m in manifests if m.is_file()), None)
         if manifest is None:
             return DataChoice(root.resolve(), "real", dataset)
@@ -138,15 +138,9 @@ def runs_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "method", "dataset", "margin", "iterations", "mAP", "rank-1"])
 
 
-# train.py's evaluation settings -> readnet.published's names for the same settings.
-PAPER_SETTINGS = {
-    "all_single": "all-search single-shot",
-    "all_multi": "all-search multi-shot",
-    "indoor_single": "indoor-search single-shot",
-    "indoor_multi": "indoor-search multi-shot",
-    "visible_to_thermal": "visible->thermal",
-    "thermal_to_visible": "thermal->visible",
-}
+# evaluation's RegDB directions -> readnet.published's names for them (SYSU-MM01's settings have
+# one name everywhere: evaluation.SYSU_SETTINGS).
+PAPER_DIRECTIONS = {"visible_to_thermal": "visible->thermal", "thermal_to_visible": "thermal->visible"}
 
 
 def results_frame(run_dirs: Sequence[str | os.PathLike], with_margin: bool = False) -> pd.DataFrame:
@@ -163,7 +157,7 @@ def results_frame(run_dirs: Sequence[str | os.PathLike], with_margin: bool = Fal
         dataset = f"cuhk03_{config['cuhk03_variant']}" if config["dataset"] == "cuhk03" else config["dataset"]
         # SYSU-MM01 and RegDB runs record one result per evaluation setting; the others one result.
         settings = final.get("settings", {})
-        per_setting = {PAPER_SETTINGS[name]: values for name, values in settings.items()} or {"": final}
+        per_setting = {PAPER_DIRECTIONS.get(name, name): values for name, values in settings.items()} or {"": final}
         for setting, values in per_setting.items():
             for metric, key in (("mAP", "mAP"), ("rank-1", "rank1")):
                 row = {"method": config["method"], "dataset": dataset, "setting": setting, "metric": metric,

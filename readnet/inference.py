@@ -16,8 +16,6 @@ from readnet.config import METHODS, TrainConfig, amp_dtype, fast_path_enabled
 from readnet.data.device_cache import DeviceImageCache
 
 RANKS = (1, 5, 10, 20)
-SYSU_SETTINGS = {"all_single": ("all", 1), "all_multi": ("all", 10), "indoor_single": ("indoor", 1),
-                 "indoor_multi": ("indoor", 10)}
 
 
 def _loader_batches(records: list, config: TrainConfig, device: torch.device):
@@ -95,13 +93,14 @@ def _percent(cmc: np.ndarray, mAP: float) -> dict:
 
 
 def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: TrainConfig,
-                   sysu_settings: tuple[str, ...] = tuple(SYSU_SETTINGS), caches: dict | None = None) -> dict:
+                   sysu_settings: tuple[str, ...] = tuple(evaluation.SYSU_SETTINGS),
+                   caches: dict | None = None) -> dict:
     """mAP, rank-r and the CMC curve (percent) with the dataset's protocol: Market rule (Market/Duke/
     CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
-    setting) or RegDB (both directions). The headline numbers are all_single (SYSU) or
-    visible_to_thermal (RegDB). `config.rerank` re-ranks the Market-rule distances first. On the fast
-    path the features, distances and ranking stay on the model's device (`caches` keeps the decoded
-    test images for later evaluations)."""
+    setting, named as in evaluation.SYSU_SETTINGS) or RegDB (both directions). The headline numbers
+    are the first of `sysu_settings` (SYSU) or visible_to_thermal (RegDB). `config.rerank` re-ranks
+    the Market-rule distances first. On the fast path the features, distances and ranking stay on
+    the model's device (`caches` keeps the decoded test images for later evaluations)."""
     caches = {} if caches is None else caches
     query, q_pids, q_camids = extract_features(model, dataset.query, config, caches, "query")
     gallery, g_pids, g_camids = extract_features(model, dataset.gallery, config, caches, "gallery")
@@ -109,7 +108,7 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
     if dataset.protocol == "sysu_mm01":
         settings = {}
         for name in sysu_settings:
-            mode, shots = SYSU_SETTINGS[name]
+            mode, shots = evaluation.SYSU_SETTINGS[name]
             result = evaluation.evaluate_sysu_mm01(query, q_pids, q_camids, gallery, g_pids, g_camids, mode=mode,
                                                    shots=shots, trials=config.eval_trials, metric=metric)
             settings[name] = _percent(result.cmc_mean, result.mAP_mean)

@@ -65,7 +65,7 @@ class PretrainedInfo:
 class ReIDOutput:
     """What a ReID forward pass returns.
 
-    global_feature: the GAP feature (2048-d, or the plain head's embedding); D sees this one.
+    global_feature: the GAP feature (2048-d with ResNet-50); D sees this one.
     triplet_feature: un-normalised feature for the metric loss (pre-BN for BNNeck, post-BN for
         expAT's common-space BN, the global feature without a neck).
     feature: the feature used at test time.
@@ -188,18 +188,6 @@ def resnet_backbone(
     raise ValueError(f"pretrained must be True, False or a path to a .pth file, got {pretrained!r}")
 
 
-class PlainHead(nn.Module):
-    """The identity feature, or an FC projection to ``embedding_dim`` when one is given."""
-
-    def __init__(self, in_dim: int = FEATURE_DIM, embedding_dim: int | None = None):
-        super().__init__()
-        self.fc = nn.Identity() if embedding_dim is None else nn.Linear(in_dim, embedding_dim)
-        self.out_dim = in_dim if embedding_dim is None else embedding_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x)
-
-
 def common_space_bn(dim: int = FEATURE_DIM) -> nn.BatchNorm1d:
     """BNNeck (strong baseline) / expAT's common-space batch norm: BatchNorm1d, bias frozen at 0.
 
@@ -282,7 +270,7 @@ class CameraDiscriminator(nn.Module):
 
 
 class ReIDNet(nn.Module):
-    """Single-modality ReID model: ResNet-50 -> GAP -> plain head [-> neck] [-> classifier].
+    """Single-modality ReID model: ResNet-50 -> GAP (the 2048-d feature) [-> neck] [-> classifier].
 
     ``neck``:
       "none"   ReadNet Basel/ATL/ACN: triplet and test on the plain (2048-d GAP) feature.
@@ -297,7 +285,6 @@ class ReIDNet(nn.Module):
         neck: str = "none",
         last_stride: int = 2,
         pretrained: Pretrained = True,
-        embedding_dim: int | None = None,
         test_feature: Literal["after", "before"] = "after",
         backbone: str = "resnet50",
     ):
@@ -308,14 +295,13 @@ class ReIDNet(nn.Module):
             raise ValueError(f"test_feature must be 'after' or 'before', got {test_feature!r}")
         self.backbone, self.pretrained_info = resnet_backbone(last_stride, pretrained, name=backbone)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = PlainHead(self.backbone.out_channels, embedding_dim)
+        self.feature_dim = self.backbone.out_channels
         self.neck_type, self.test_feature = neck, test_feature
-        self.neck = nn.Identity() if neck == "none" else common_space_bn(self.head.out_dim)
-        self.classifier = None if num_classes is None else IdentityClassifier(self.head.out_dim, num_classes)
-        self.feature_dim = self.head.out_dim
+        self.neck = nn.Identity() if neck == "none" else common_space_bn(self.feature_dim)
+        self.classifier = None if num_classes is None else IdentityClassifier(self.feature_dim, num_classes)
 
     def forward(self, images: torch.Tensor) -> ReIDOutput:
-        global_feature = self.head(self.pool(self.backbone(images)).flatten(1))
+        global_feature = self.pool(self.backbone(images)).flatten(1)
         neck_feature = self.neck(global_feature)
         triplet_feature = neck_feature if self.neck_type == "csbn" else global_feature
         feature = neck_feature if self.test_feature == "after" else global_feature
@@ -383,24 +369,23 @@ def build_model(
     neck: str = "none",
     last_stride: int = 2,
     pretrained: Pretrained = True,
-    embedding_dim: int | None = None,
     test_feature: Literal["after", "before"] = "after",
     backbone: str = "resnet50",
 ) -> nn.Module:
     """Build a model from plain arguments.
 
-    arch "reid" -> :class:`ReIDNet`; "cross_modal" -> :class:`CrossModalReIDNet` (neck and
-    embedding_dim do not apply); "mnist" -> :class:`MnistNet` (embedding_dim defaults to 2).
+    arch "reid" -> :class:`ReIDNet`; "cross_modal" -> :class:`CrossModalReIDNet` (neck does not
+    apply); "mnist" -> :class:`MnistNet` with ReadNet Fig. 1's 2-D embedding.
     ``backbone`` (ReID archs): one of BACKBONES, ResNet-50 as in both papers by default.
     ReID models carry ``pretrained_info`` (:class:`PretrainedInfo`) for the run record.
     """
     if arch == "reid":
-        return ReIDNet(num_classes, neck, last_stride, pretrained, embedding_dim, test_feature, backbone)
+        return ReIDNet(num_classes, neck, last_stride, pretrained, test_feature, backbone)
     if arch == "cross_modal":
-        if neck not in ("none", "csbn") or embedding_dim is not None:
+        if neck not in ("none", "csbn"):
             raise ValueError("arch 'cross_modal' always uses per-modality common-space BN on the 2048-d "
-                             f"feature; got neck={neck!r}, embedding_dim={embedding_dim!r} (leave them unset)")
+                             f"feature; got neck={neck!r} (leave it unset)")
         return CrossModalReIDNet(num_classes, last_stride, pretrained, backbone)
     if arch == "mnist":
-        return MnistNet(2 if embedding_dim is None else embedding_dim)
+        return MnistNet()
     raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")

@@ -11,8 +11,8 @@ do not give a number (expAT's per-variant single-modality rows, RegDB mAP, the t
 SYSU-MM01 settings) the value is None and the row's note says why.
 
 `side_by_side` builds the comparison tables the notebooks save. A result measured on synthetic
-(or fallback) data never lands in a column that reads as a reproduction: its column header names
-the data, and the delta against the paper is only computed for results on the real dataset.
+data never lands in a column that reads as a reproduction: its column header names the data, and
+the delta against the paper is only computed for results on the real dataset.
 """
 from __future__ import annotations
 
@@ -22,19 +22,15 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
+from readnet.evaluation import SYSU_SETTINGS
+
 METRICS = ("mAP", "rank-1")
-DATA_SOURCES = ("real", "synthetic", "fallback")
+DATA_SOURCES = ("real", "synthetic")
 
 # The expAT abstract does not name the SYSU-MM01 setting of its headline numbers; SYSU-MM01's
 # standard headline protocol (Wu et al. 2017), which RGB-IR papers report first, is all-search
 # single-shot. We could not retrieve the expAT paper's result table to confirm it.
 SYSU_HEADLINE_SETTING = "all-search single-shot"
-SYSU_SETTINGS = (
-    "all-search single-shot",
-    "all-search multi-shot",
-    "indoor-search single-shot",
-    "indoor-search multi-shot",
-)
 REGDB_SETTINGS = ("visible->thermal", "thermal->visible")
 
 _NOT_IN_SOURCES = "not in our sources (the expAT paper's table was not available); left empty"
@@ -51,7 +47,7 @@ class PublishedResult:
     metric: str  # "mAP" | "rank-1"
     value: float | None  # percent as printed; None where the paper prints "-" or gives nothing
     margin: float | None = None  # Table 5's m
-    setting: str = ""  # evaluation setting, e.g. SYSU-MM01 search mode or RegDB direction
+    setting: str = ""  # evaluation setting: a SYSU-MM01 setting (evaluation.SYSU_SETTINGS) or RegDB direction
     note: str = ""
 
     @property
@@ -288,11 +284,11 @@ def side_by_side(
     """Our results next to a published table.
 
     `ours` is tidy: columns method, dataset, metric, value (percent), and optionally margin and
-    setting. `data_source` is "real" (the published dataset itself), "synthetic" (generated data
-    in the published layout) or "fallback" (a stand-in such as scikit-learn's digits). The result
-    has columns table, method, margin, label, dataset, setting, metric, paper, the ours column
-    (`ours_column`), and, only when data_source is "real", "delta (ours - paper)". It covers the
-    published rows of the datasets in `ours`, plus any of our rows the paper has no cell for.
+    setting. `data_source` is "real" (the published dataset itself) or "synthetic" (generated data
+    in the published layout). The result has columns table, method, margin, label, dataset,
+    setting, metric, paper, the ours column (`ours_column`), and, only when data_source is "real",
+    "delta (ours - paper)". It covers the published rows of the datasets in `ours`, plus any of our
+    rows the paper has no cell for.
     """
     header = ours_column(data_source, data_label)
     ours_frame = _tidy_ours(ours)

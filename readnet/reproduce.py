@@ -1,4 +1,4 @@
-"""The notebook pipeline: `readnet reproduce --profile smoke|demo|paper` (issue 5).
+"""The notebook pipeline: `readnet reproduce --profile smoke|demo|paper`.
 
 Each `notebooks/NN_name.py` (jupytext py:percent) is converted to .ipynb in the run folder and
 executed with papermill (kernel python3, a per-cell timeout, live log output), with the

@@ -22,14 +22,14 @@ ALLOWED = {
     "config": {"data", "distances", "losses", "models", "precision"},
     "presets": {"config"},
     "augment": {"config", "data"},
-    "distributed": {"data"},
+    "distributed": set(),
     "batches": {"augment", "config", "data", "distributed"},
     "engine": {"augment", "batches", "config", "data", "distributed", "losses", "mining", "models", "precision",
                "runs"},
     "inference": {"config", "data", "distances", "evaluation"},
     "train": {"batches", "config", "data", "distributed", "engine", "inference", "presets", "runs"},
     "mnist": {"config", "data", "engine", "losses", "mining", "models", "presets", "runs"},
-    "commands": {"config", "data", "distributed", "inference", "presets", "runs", "train"},
+    "commands": {"config", "data", "distributed", "evaluation", "inference", "presets", "runs", "train"},
     "cli": set(),
 }
 

@@ -93,10 +93,11 @@ def test_expat_entry_point_trains_and_tests_with_the_authors_flags(data_root, tm
                      "--set", *TINY, "max_iterations=2"]) == 0
     final = runs.read_json(run_dir / "final_metrics.json")
     assert final["protocol"] == "sysu_mm01"
-    assert set(final["settings"]) == {"all_single", "all_multi", "indoor_single", "indoor_multi"}
+    assert set(final["settings"]) == {"all-search single-shot", "all-search multi-shot", "indoor-search single-shot",
+                                      "indoor-search multi-shot"}
     capsys.readouterr()
     assert cli.main(["expat", "-a", "test", "-m", str(run_dir / "checkpoints" / "last.pt"), "-s", "indoor_single"]) == 0
     out = capsys.readouterr().out
-    assert "setting indoor_single" in out
+    assert "setting indoor_single (indoor-search single-shot)" in out
     mAP = float(next(line for line in out.splitlines() if line.strip().startswith("mAP:")).split()[1])
-    assert mAP == pytest.approx(final["settings"]["indoor_single"]["mAP"], abs=1e-4)
+    assert mAP == pytest.approx(final["settings"]["indoor-search single-shot"]["mAP"], abs=1e-4)

@@ -1,4 +1,4 @@
-"""Readers on the synthetic generator's output: the two halves of issue 3 must agree on every layout."""
+"""Readers on the synthetic generator's output: the readers and the generator must agree on every layout."""
 import warnings
 
 import pytest

@@ -1,4 +1,4 @@
-"""DDP training with two gloo ranks on the CPU (issue 6): real engine steps of ACN (F and D in DDP),
+"""DDP training with two gloo ranks on the CPU: real engine steps of ACN (F and D in DDP),
 identical weights on both ranks, identities sharded once per epoch, files written once by rank 0;
 and the sweep fan-out of distributed.fan_out."""
 import json
@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from readnet import distributed, runs, train
 from readnet.engine import build_engine, iterate_batches, train_step
 from readnet.data.synthetic import make_dataset
-from readnet.distributed import ShardedCrossModalPKSampler, fan_out
+from readnet.distributed import fan_out
 from readnet.presets import preset, resolve
 
 WORLD_SIZE = 2
@@ -108,22 +108,6 @@ def test_one_run_folder_and_checkpoint_written_by_rank_0_with_gathered_metrics(r
         for key, value in distributed.mean_metrics(gathered).items():
             assert record[key] == pytest.approx(value)
     assert {"mAP", "rank1"} <= set(runs.read_json(run_dir / runs.FINAL_METRICS_FILE))
-
-
-def test_sharded_cross_modal_sampler_covers_each_identity_once_with_k_per_modality():
-    rgb_pids = [pid for pid in range(10) for _ in range(3)]
-    ir_pids = [pid for pid in range(10) for _ in range(2)]
-    samplers = [ShardedCrossModalPKSampler(rgb_pids, ir_pids, p=2, k=2, seed=1, rank=r, world_size=2)
-                for r in range(2)]
-    seen = []
-    for sampler in samplers:
-        sampler.set_epoch(3)
-        for rgb, ir in sampler:
-            ids = [rgb_pids[i] for i in rgb]
-            assert ids == [ir_pids[i] for i in ir] and Counter(ids) == Counter({ids[0]: 2, ids[2]: 2})
-            seen += ids[::2]
-    assert len(samplers[0]) == len(samplers[1]) == 3
-    assert set(seen) == set(range(10)) and len(seen) == 12  # 10 ids padded to 2 ranks x 3 steps x P=2
 
 
 def test_fan_out_runs_one_job_per_device_at_a_time(tmp_path):

@@ -7,7 +7,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from readnet import distributed
-from readnet.distributed import ShardedPKSampler, gather_metrics, mean_metrics
+from readnet.data import PKSampler
+from readnet.distributed import gather_metrics, mean_metrics
 
 WORLD_SIZE = 2
 # 12 identities with 3 images each; P=3 so that 12 = P x world x 2 batches per rank.
@@ -18,7 +19,8 @@ def _rank_worker(rank: int, tmp_dir: str) -> None:
     torch.set_num_threads(1)
     info = distributed.init_distributed("gloo", f"file://{tmp_dir}/rendezvous", rank, WORLD_SIZE)
     try:
-        sampler = ShardedPKSampler(PIDS, p=3, k=2, seed=5)
+        sampler = PKSampler(PIDS, p=3, k=2, seed=5, rank=distributed.get_rank(),
+                            world_size=distributed.get_world_size())
         epochs = []
         for epoch in range(2):
             sampler.set_epoch(epoch)
@@ -84,23 +86,9 @@ def test_metrics_are_gathered_on_rank_0(rank_results):
     assert mean_metrics(rank_results[0]["gathered"]) == {"loss": 0.5, "rank": 0.5}
 
 
-def test_uneven_identity_count_pads_and_keeps_step_counts_equal():
-    pids = [pid for pid in range(7) for _ in range(2)]
-    samplers = [ShardedPKSampler(pids, p=2, k=2, rank=r, world_size=3) for r in range(3)]
-    batches = [list(s) for s in samplers]
-    assert [len(b) for b in batches] == [len(s) for s in samplers] == [2, 2, 2]
-    seen = Counter(pids[i] for rank in batches for batch in rank for i in batch[::2])
-    assert set(seen) == set(range(7))
-    for rank in batches:
-        for batch in rank:
-            assert len({pids[i] for i in batch}) == 2
-
-
 def test_single_process_defaults():
     assert distributed.get_rank() == 0 and distributed.get_world_size() == 1
     assert distributed.is_main_process()
     assert gather_metrics({"loss": 1.0}) == [{"loss": 1.0}]
     module = torch.nn.Linear(2, 2)
     assert distributed.wrap_ddp(module) is module
-    with pytest.raises(ValueError, match="rank 2"):
-        ShardedPKSampler([0, 0, 1, 1], p=1, k=2, rank=2, world_size=2)

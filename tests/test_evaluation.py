@@ -254,7 +254,7 @@ def sysu_gallery(rng, num_ids=5):
     return np.array(pids), np.array(camids)
 
 
-@pytest.mark.parametrize("mode,shots", [("all", 1), ("all", 10), ("indoor", 1), ("indoor", 10)])
+@pytest.mark.parametrize("mode,shots", list(E.SYSU_SETTINGS.values()))
 def test_sysu_sampling_is_reproducible_and_follows_the_camera_rules(mode, shots):
     g_pids, g_camids = sysu_gallery(np.random.default_rng(0))
     picked = E.sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial=3, seed_base=7)

@@ -1,5 +1,5 @@
 """The fast path on the CPU: device augmentation, sync-free mining and losses, deferred NaN checks,
-and training equivalent to the plain path from the same seed (issue 6)."""
+and training equivalent to the plain path from the same seed."""
 from dataclasses import replace
 
 import pytest

@@ -57,14 +57,14 @@ def test_last_stride_must_be_1_or_2():
 
 
 def test_plain_neck_is_the_gap_feature_and_csbn_feeds_the_triplet_loss():
-    plain = ReIDNet(pretrained=False, embedding_dim=16)
+    plain = ReIDNet(pretrained=False)
     csbn = ReIDNet(num_classes=3, neck="csbn", pretrained=False)
     # Replace the trunks by a cheap stand-in: only the heads are under test here.
     plain.backbone = torch.nn.Conv2d(3, 2048, 1)
     csbn.backbone = torch.nn.Conv2d(3, 2048, 1)
     images = torch.randn(4, 3, 8, 4)
     out = plain(images)
-    assert out.logits is None and out.feature.shape == (4, 16)
+    assert out.logits is None and out.feature.shape == (4, 2048)
     assert torch.equal(out.feature, out.triplet_feature)
     out = csbn(images)
     assert torch.equal(out.triplet_feature, out.feature)

@@ -1,9 +1,9 @@
 import math
 
-import pandas as pd
 import pytest
 
 from readnet import published
+from readnet.evaluation import SYSU_SETTINGS
 from readnet.published import lookup, published_results, side_by_side
 
 
@@ -95,10 +95,10 @@ def test_side_by_side_on_synthetic_data_has_no_reproduction_column_and_no_delta(
     assert set(table["dataset"]) == {"market1501"}
 
 
-def test_side_by_side_fallback_data_never_reads_as_real():
-    table = side_by_side(pd.DataFrame(OURS), table="readnet_table5", data_source="fallback")
-    assert [c for c in table.columns if c.startswith("ours")] == ["ours (fallback data)"]
-    assert not any("delta" in c for c in table.columns)
+def test_sysu_rows_name_the_settings_as_the_evaluation_does():
+    rows = published_results(table="expat_sysu_mm01", method="expAT", metric="mAP")
+    assert [row.setting for row in rows] == list(SYSU_SETTINGS)
+    assert published.SYSU_HEADLINE_SETTING == next(iter(SYSU_SETTINGS))
 
 
 def test_side_by_side_on_real_data_gives_deltas():
@@ -116,8 +116,9 @@ def test_side_by_side_matches_settings():
 
 
 def test_side_by_side_rejects_bad_input():
-    with pytest.raises(ValueError, match="data_source must be one of"):
-        side_by_side(OURS, table="readnet_table5", data_source="market")
+    for source in ("market", "fallback"):
+        with pytest.raises(ValueError, match="data_source must be one of"):
+            side_by_side(OURS, table="readnet_table5", data_source=source)
     with pytest.raises(ValueError, match="missing"):
         side_by_side([{"method": "atl", "value": 1.0}], table="readnet_table5", data_source="real")
     with pytest.raises(ValueError, match="unknown metric"):

@@ -1,4 +1,5 @@
-"""Invariants of the PK samplers: P x K batches, one visit per identity per epoch, K rule per batch."""
+"""Invariants of the PK samplers: P x K batches, one visit per identity per epoch, K rule per batch,
+and the identities sharded across ranks."""
 import math
 from collections import Counter
 
@@ -121,3 +122,81 @@ def test_cross_modal_batches_pair_rgb_and_ir_of_the_same_identities():
 def test_cross_modal_needs_p_shared_identities():
     with pytest.raises(ValueError, match="both RGB and IR"):
         CrossModalPKSampler([0, 1, 2], [2, 3, 4], p=2, k=1)
+
+
+# The batches PKSampler drew before sharding became a parameter: a resumed single-process run
+# depends on drawing them again.
+PINNED_EPOCH_0 = [[10, 16, 18, 34, 37, 35, 32, 30, 28, 53, 52, 52], [1, 4, 6, 46, 47, 48, 40, 41, 43, 49, 51, 50],
+                  [22, 20, 24, 54, 54, 54, 52, 53, 53, 16, 17, 11]]
+PINNED_EPOCH_2 = [[19, 24, 25, 12, 15, 16, 51, 50, 49, 47, 45, 48], [54, 54, 54, 43, 42, 40, 53, 52, 52, 28, 33, 29],
+                  [37, 34, 38, 7, 3, 4, 10, 15, 12, 45, 48, 47]]
+PINNED_CROSS_MODAL_EPOCH_1 = [([6, 6, 6, 2, 1, 2], [5, 4, 5, 0, 1, 1]),
+                              ([12, 12, 12, 11, 10, 9], [11, 10, 10, 9, 8, 8]),
+                              ([7, 8, 8, 4, 3, 5], [6, 7, 6, 2, 3, 2])]
+
+
+def test_one_process_draws_the_pinned_batches():
+    sampler = PKSampler(PIDS, P, K, seed=11)
+    assert list(sampler) == list(PKSampler(PIDS, P, K, seed=11, rank=0, world_size=1)) == PINNED_EPOCH_0
+    sampler.set_epoch(2)
+    assert list(sampler) == PINNED_EPOCH_2
+    rgb_pids = [pid for pid in range(7) for _ in range(pid % 3 + 1)]
+    ir_pids = [pid for pid in range(1, 8) for _ in range(2)]
+    cross = CrossModalPKSampler(rgb_pids, ir_pids, p=2, k=3, seed=5)
+    cross.set_epoch(1)
+    assert list(cross) == PINNED_CROSS_MODAL_EPOCH_1
+
+
+@pytest.mark.parametrize("num_ids, p, world_size", [(12, 3, 2), (7, 2, 3), (10, 4, 2), (9, 4, 2), (20, 3, 4)])
+def test_ranks_draw_disjoint_shares_in_the_same_number_of_batches(num_ids, p, world_size):
+    pids = [pid for pid in range(num_ids) for _ in range(2)]
+    samplers = [PKSampler(pids, p, 2, seed=4, rank=r, world_size=world_size) for r in range(world_size)]
+    for epoch in range(3):
+        shares = []
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+            batches = list(sampler)
+            assert len(batches) == len(sampler) == len(samplers[0])
+            ids = [_batch_ids(batch, pids, 2) for batch in batches]
+            assert all(len(set(batch)) == p for batch in ids)
+            shares.append({pid for batch in ids for pid in batch})
+        assert set().union(*shares) == set(range(num_ids))
+        assert sum(len(share) for share in shares) == num_ids  # disjoint
+    assert len(samplers[0]) == math.ceil(math.ceil(num_ids / world_size) / p)
+
+
+def test_shards_depend_only_on_seed_epoch_and_rank():
+    pids = [pid for pid in range(12) for _ in range(5)]
+
+    def shard(rank, seed=0, epoch=0):
+        sampler = PKSampler(pids, 3, 2, seed=seed, rank=rank, world_size=2)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert shard(0) == shard(0) and shard(1) == shard(1)
+    assert shard(0) != shard(0, seed=1) and shard(0) != shard(0, epoch=1)
+
+
+def test_cross_modal_ranks_share_the_identities_with_k_per_modality():
+    rgb_pids = [pid for pid in range(10) for _ in range(3)]
+    ir_pids = [pid for pid in range(10) for _ in range(2)]
+    samplers = [CrossModalPKSampler(rgb_pids, ir_pids, p=2, k=2, seed=1, rank=r, world_size=2) for r in range(2)]
+    shares = []
+    for sampler in samplers:
+        sampler.set_epoch(3)
+        share = set()
+        for rgb, ir in sampler:
+            ids = _batch_ids(rgb, rgb_pids, 2)
+            assert ids == _batch_ids(ir, ir_pids, 2) and len(set(ids)) == 2
+            share.update(ids)
+        shares.append(share)
+    assert len(samplers[0]) == len(samplers[1]) == 3
+    assert shares[0].isdisjoint(shares[1]) and shares[0] | shares[1] == set(range(10))
+
+
+@pytest.mark.parametrize("rank, world_size, message", [
+    (2, 2, "rank 2 is outside world size 2"), (-1, 2, "rank -1"),
+    (0, 3, r"only 3 identities in the training set per rank \(10 over 3 ranks\); lower p to at most 3")])
+def test_bad_shards_are_rejected(rank, world_size, message):
+    with pytest.raises(ValueError, match=message):
+        PKSampler(PIDS, p=4, k=2, rank=rank, world_size=world_size)

@@ -13,7 +13,6 @@ from PIL import Image
 
 from readnet.data.synthetic import (
     BG,
-    DATASET_FOLDERS,
     LAYOUTS,
     MANIFEST_NAME,
     PIXEL_PROBE_INVERSE_REGULARIZATION,
@@ -67,7 +66,7 @@ def _is_gray(path: pathlib.Path) -> bool:
 @pytest.mark.parametrize("layout,pattern,cams", [("market1501", MARKET_NAME, 6), ("dukemtmc", DUKE_NAME, 8)],
                          ids=["market1501", "dukemtmc"])
 def test_market_like_layout(root, layout, pattern, cams):
-    folder = root / DATASET_FOLDERS[layout]
+    folder = root / LAYOUTS[layout].folder
     train = _parse(folder / "bounding_box_train", pattern)
     gallery = _parse(folder / "bounding_box_test", pattern)
     query = _parse(folder / "query", pattern)
@@ -170,7 +169,7 @@ def _hashes(folder: pathlib.Path) -> dict[str, str]:
 
 def test_deterministic_whatever_the_workers(root, tmp_path):
     again = make_dataset("market1501", tmp_path / "a", size="tiny", seed=0, workers=2)
-    assert _hashes(again) == _hashes(root / DATASET_FOLDERS["market1501"])
+    assert _hashes(again) == _hashes(root / LAYOUTS["market1501"].folder)
     other = make_dataset("market1501", tmp_path / "b", size="tiny", seed=1)
     assert _hashes(other) != _hashes(again)
 
@@ -240,6 +239,6 @@ def test_cli_writes_and_is_idempotent(tmp_path, capsys):
 
 
 def test_camera_probe_far_above_chance(root):
-    pixels, camids = train_split_pixels(root / DATASET_FOLDERS["market1501"], SyntheticConfig("market1501", size="tiny"))
+    pixels, camids = train_split_pixels(root / LAYOUTS["market1501"].folder, SyntheticConfig("market1501", size="tiny"))
     accuracy, chance = camera_probe_accuracy(pixels, camids, inverse_regularization=PIXEL_PROBE_INVERSE_REGULARIZATION)
     assert len(np.unique(camids)) == 6 and accuracy >= 3 * chance

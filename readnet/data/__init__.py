@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from readnet.data import cuhk03_mat
 from readnet.data.cuhk03_mat import convert_cuhk03
+from readnet.data.layouts import LAYOUTS, PUBLISHED_COUNTS, REGDB_TRIALS, SYSU_IR_CAMERAS, SYSU_RGB_CAMERAS
 from readnet.data.samplers import CrossModalPKSampler, PKSampler
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "SYSU_RGB_CAMERAS", "SYSU_IR_CAMERAS", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 
-DATASET_NAMES = ("market1501", "dukemtmc", "cuhk03", "sysu_mm01", "regdb")
+DATASET_NAMES = tuple(LAYOUTS)
 
 SOURCES = {
     "market1501": "Market-1501 (Market-1501-v15.09.15.zip) is obtained from the authors' page "
@@ -51,19 +52,6 @@ SOURCES = {
              "through torchvision where the network allows)",
 }
 
-# (images, identities) per split, as published; a None entry is not checked.
-PUBLISHED_COUNTS: dict[str, dict[str, tuple[int | None, int | None]]] = {
-    "market1501": {"train": (12936, 751), "query": (3368, 750), "gallery": (15913, 751)},
-    "dukemtmc": {"train": (16522, 702), "query": (2228, 702), "gallery": (17661, 1110)},
-    "cuhk03_labeled": {"train": (7368, 767), "query": (1400, 700), "gallery": (5328, 700)},
-    "cuhk03_detected": {"train": (7365, 767), "query": (1400, 700), "gallery": (5332, 700)},
-    # train = train_id + val_id (22,258 RGB + 11,909 IR); the gallery pool is sampled per trial.
-    "sysu_mm01": {"train": (34167, 395), "query": (3803, 96), "gallery": (None, 96)},
-    "regdb": {"train": (4120, 206), "query": (2060, 206), "gallery": (2060, 206)},
-}
-
-SYSU_RGB_CAMERAS = (1, 2, 4, 5)
-SYSU_IR_CAMERAS = (3, 6)
 MARKET_NAME = re.compile(r"^(-1|\d{4})_c(\d)s\d_\d{6}_\d{2}\.jpg$")
 DUKE_NAME = re.compile(r"^(\d{4})_c(\d)_f\d{7}\.jpg$")
 SYSU_ID_FOLDER = re.compile(r"^\d{4}$")
@@ -100,9 +88,10 @@ class ReIDDataset:
         return len({record.pid for record in self.train})
 
 
-def _dataset_dir(root: str | os.PathLike, folder_name: str, required: Sequence[str], name: str) -> pathlib.Path:
-    """The dataset folder: `root/folder_name`, or `root` itself; every `required` entry must exist."""
+def _dataset_dir(root: str | os.PathLike, required: Sequence[str], name: str) -> pathlib.Path:
+    """The dataset folder: `root/<published folder name>`, or `root` itself; every `required` entry must exist."""
     root = pathlib.Path(root).expanduser()
+    folder_name = LAYOUTS[name].folder
     if (root / folder_name).is_dir():
         base = root / folder_name
     elif root.is_dir() and (root.name == folder_name or any((root / r).exists() for r in required)):
@@ -135,16 +124,17 @@ def _relabel(records: list[Record]) -> tuple[list[Record], tuple[int, ...]]:
 
 
 def _make_dataset(name: str, base: pathlib.Path, splits: dict[str, tuple[list[Record], pathlib.Path]],
-                  counts_key: str, num_cameras: int, protocol: str) -> ReIDDataset:
+                  counts_key: str, protocol: str) -> ReIDDataset:
     for split, (records, where) in splits.items():
         _check_split(records, split, where, name, counts_key)
     train, originals = _relabel(splits["train"][0])
-    return ReIDDataset(name, base, train, splits["query"][0], splits["gallery"][0], num_cameras, protocol, originals)
+    return ReIDDataset(name, base, train, splits["query"][0], splits["gallery"][0], LAYOUTS[name].num_cameras,
+                       protocol, originals)
 
 
-def _read_bbox_folder(folder: pathlib.Path, pattern: re.Pattern, example: str, num_cameras: int,
-                      name: str) -> list[Record]:
+def _read_bbox_folder(folder: pathlib.Path, pattern: re.Pattern, example: str, name: str) -> list[Record]:
     """Market/Duke bounding-box folder; pid -1 (junk) is dropped, pid 0 (distractors) kept."""
+    num_cameras = LAYOUTS[name].num_cameras
     records = []
     for path in sorted(folder.glob("*.jpg")):
         match = pattern.match(path.name)
@@ -158,23 +148,22 @@ def _read_bbox_folder(folder: pathlib.Path, pattern: re.Pattern, example: str, n
     return records
 
 
-def _read_market_like(root, name: str, folder_name: str, pattern: re.Pattern, example: str,
-                      num_cameras: int) -> ReIDDataset:
+def _read_market_like(root, name: str, pattern: re.Pattern, example: str) -> ReIDDataset:
     folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-    base = _dataset_dir(root, folder_name, tuple(folders.values()), name)
-    splits = {split: (_read_bbox_folder(base / sub, pattern, example, num_cameras, name), base / sub)
+    base = _dataset_dir(root, tuple(folders.values()), name)
+    splits = {split: (_read_bbox_folder(base / sub, pattern, example, name), base / sub)
               for split, sub in folders.items()}
-    return _make_dataset(name, base, splits, name, num_cameras, "market")
+    return _make_dataset(name, base, splits, name, "market")
 
 
 def read_market1501(root: str | os.PathLike) -> ReIDDataset:
     """Market-1501: `Market-1501-v15.09.15/{bounding_box_train,bounding_box_test,query}/0002_c1s1_000451_03.jpg`."""
-    return _read_market_like(root, "market1501", "Market-1501-v15.09.15", MARKET_NAME, "0002_c1s1_000451_03.jpg", 6)
+    return _read_market_like(root, "market1501", MARKET_NAME, "0002_c1s1_000451_03.jpg")
 
 
 def read_dukemtmc(root: str | os.PathLike) -> ReIDDataset:
     """DukeMTMC-reID: `DukeMTMC-reID/{bounding_box_train,bounding_box_test,query}/0005_c2_f0046985.jpg`."""
-    return _read_market_like(root, "dukemtmc", "DukeMTMC-reID", DUKE_NAME, "0005_c2_f0046985.jpg", 8)
+    return _read_market_like(root, "dukemtmc", DUKE_NAME, "0005_c2_f0046985.jpg")
 
 
 def read_cuhk03(root: str | os.PathLike, variant: str = "labeled") -> ReIDDataset:
@@ -188,7 +177,7 @@ def read_cuhk03(root: str | os.PathLike, variant: str = "labeled") -> ReIDDatase
     if variant not in cuhk03_mat.VARIANTS:
         raise ValueError(f"variant must be one of {cuhk03_mat.VARIANTS}, got {variant!r}")
     split_name = f"splits_new_{variant}.json"
-    base = _dataset_dir(root, "cuhk03", (f"images_{variant}", split_name), "cuhk03")
+    base = _dataset_dir(root, (f"images_{variant}", split_name), "cuhk03")
     split_path = base / split_name
     try:
         split = json.loads(split_path.read_text())
@@ -199,7 +188,7 @@ def read_cuhk03(root: str | os.PathLike, variant: str = "labeled") -> ReIDDatase
     if not isinstance(split, dict) or any(part not in split for part in ("train", "query", "gallery")):
         raise ValueError(f"{split_path} must map 'train', 'query' and 'gallery' to [relpath, pid, camid] lists")
     splits = {part: (_cuhk03_records(base, split_path, split[part]), split_path) for part in ("train", "query", "gallery")}
-    return _make_dataset("cuhk03", base, splits, f"cuhk03_{variant}", 10, "market")
+    return _make_dataset("cuhk03", base, splits, f"cuhk03_{variant}", "market")
 
 
 def _cuhk03_records(base: pathlib.Path, split_path: pathlib.Path, entries: list) -> list[Record]:
@@ -252,16 +241,15 @@ def read_sysu_mm01(root: str | os.PathLike) -> ReIDDataset:
     Camera ids are 0-based (camera 3 -> 2, camera 2 -> 1); `modality` is "rgb" or "ir".
     """
     id_files = tuple(f"exp/{part}_id.txt" for part in ("train", "val", "test"))
-    cams = tuple(f"cam{c}" for c in range(1, 7))
-    base = _dataset_dir(root, "SYSU-MM01", cams + id_files, "sysu_mm01")
-    train_ids, val_ids, test_ids = (_read_sysu_ids(base / f) for f in id_files)
     every_camera = sorted(SYSU_RGB_CAMERAS + SYSU_IR_CAMERAS)
+    base = _dataset_dir(root, tuple(f"cam{c}" for c in every_camera) + id_files, "sysu_mm01")
+    train_ids, val_ids, test_ids = (_read_sysu_ids(base / f) for f in id_files)
     splits = {
         "train": (_sysu_records(base, train_ids + val_ids, every_camera), base),
         "query": (_sysu_records(base, test_ids, SYSU_IR_CAMERAS), base),
         "gallery": (_sysu_records(base, test_ids, SYSU_RGB_CAMERAS), base),
     }
-    return _make_dataset("sysu_mm01", base, splits, "sysu_mm01", 6, "sysu_mm01")
+    return _make_dataset("sysu_mm01", base, splits, "sysu_mm01", "sysu_mm01")
 
 
 def _read_regdb_list(base: pathlib.Path, list_path: pathlib.Path, folder: str, modality: str) -> list[Record]:
@@ -287,10 +275,10 @@ def read_regdb(root: str | os.PathLike, trial: int = 1) -> ReIDDataset:
     visible images and gallery = the test thermal images (visible->thermal; the evaluation swaps
     them for thermal->visible).
     """
-    if trial not in range(1, 11):
-        raise ValueError(f"RegDB trial must be 1..10, got {trial!r}")
+    if trial not in range(1, REGDB_TRIALS + 1):
+        raise ValueError(f"RegDB trial must be 1..{REGDB_TRIALS}, got {trial!r}")
     lists = {(part, m): f"idx/{part}_{m}_{trial}.txt" for part in ("train", "test") for m in ("visible", "thermal")}
-    base = _dataset_dir(root, "RegDB", ("Visible", "Thermal") + tuple(lists.values()), "regdb")
+    base = _dataset_dir(root, ("Visible", "Thermal") + tuple(lists.values()), "regdb")
 
     def read(part: str, modality_name: str) -> list[Record]:
         folder, modality = ("Visible", "rgb") if modality_name == "visible" else ("Thermal", "ir")
@@ -301,7 +289,7 @@ def read_regdb(root: str | os.PathLike, trial: int = 1) -> ReIDDataset:
         "query": (read("test", "visible"), base / lists["test", "visible"]),
         "gallery": (read("test", "thermal"), base / lists["test", "thermal"]),
     }
-    return _make_dataset("regdb", base, splits, "regdb", 2, "regdb")
+    return _make_dataset("regdb", base, splits, "regdb", "regdb")
 
 
 _READERS: dict[str, tuple[Callable[..., ReIDDataset], tuple[str, ...]]] = {

@@ -1,4 +1,4 @@
-"""Decoded training images kept on the device, with batched device-side augmentation (issue 6).
+"""Decoded training images kept on the device, with batched device-side augmentation.
 
 The training set is decoded once (PIL, a thread pool) into a uint8 tensor [N, 3, H, W] at the
 training size, optionally saved to disk so later runs skip decoding, and moved to the device.
@@ -92,8 +92,8 @@ def load_or_decode(
 class DeviceImageCache:
     """A decoded image set on one device, with its pids and camids.
 
-    ``batch(indices, generator)`` returns normalised float images (``dtype``, optionally
-    channels_last) flipped at random with probability ``flip_p``, plus pids and camids.
+    ``batch(indices, generator)`` returns normalised float images (``dtype``) flipped at random
+    with probability ``flip_p``, plus pids and camids.
     """
 
     def __init__(
@@ -102,14 +102,13 @@ class DeviceImageCache:
         pids: torch.Tensor,
         camids: torch.Tensor,
         dtype: torch.dtype = torch.float32,
-        channels_last: bool = False,
     ):
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 [N, 3, H, W], got {images.dtype} {tuple(images.shape)}")
         if not (len(images) == len(pids) == len(camids)):
             raise ValueError(f"{len(images)} images but {len(pids)} pids and {len(camids)} camids")
         self.images, self.pids, self.camids = images, pids.to(images.device), camids.to(images.device)
-        self.dtype, self.channels_last = dtype, channels_last
+        self.dtype = dtype
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(shape)
         self.std = torch.tensor(IMAGENET_STD, device=images.device).view(shape)
@@ -124,13 +123,12 @@ class DeviceImageCache:
         cache_dir: str | os.PathLike | None = None,
         num_threads: int | None = None,
         dtype: torch.dtype = torch.float32,
-        channels_last: bool = False,
     ) -> "DeviceImageCache":
         """Decode (or read from ``cache_dir``) the records' images and move them to ``device``."""
         images = load_or_decode([r.path for r in records], height, width, cache_dir, num_threads)
         pids = torch.tensor([r.pid for r in records], dtype=torch.long)
         camids = torch.tensor([r.camid for r in records], dtype=torch.long)
-        return cls(images.to(device), pids, camids, dtype, channels_last)
+        return cls(images.to(device), pids, camids, dtype)
 
     @property
     def device(self) -> torch.device:
@@ -152,8 +150,7 @@ class DeviceImageCache:
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, 3, H, W] -> ImageNet-normalised ``dtype`` (computed in float32 with the
         operations of ToTensor + Normalize, so the values equal the DataLoader pipeline's bit for bit)."""
-        out = images.float().div_(255).sub_(self.mean).div_(self.std).to(self.dtype)
-        return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
+        return images.float().div_(255).sub_(self.mean).div_(self.std).to(self.dtype)
 
     def batch(
         self,

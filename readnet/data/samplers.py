@@ -2,7 +2,8 @@
 
 An epoch visits every training identity once, which is how ReadNet §4.2 counts epochs
 (about `num_ids / P` iterations per epoch). Batches are drawn independently: the K images
-of one identity are always chosen for, and kept inside, a single batch.
+of one identity are always chosen for, and kept inside, a single batch. Under DDP
+(`rank`, `world_size`) each rank draws a disjoint share of the identities.
 """
 from __future__ import annotations
 
@@ -21,28 +22,30 @@ def _indices_by_pid(pids: Sequence[int]) -> dict[int, list[int]]:
     return dict(groups)
 
 
-def _check_pk(p: int, k: int, num_ids: int, what: str) -> None:
+def _check_pk(p: int, k: int, num_ids: int, what: str, world_size: int) -> None:
     if p < 1 or k < 1:
         raise ValueError(f"p and k must be >= 1, got p={p}, k={k}")
-    if num_ids < p:
-        raise ValueError(f"p={p} identities per batch but only {num_ids} {what}; lower p to at most {num_ids}")
+    per_rank = num_ids // world_size
+    if per_rank < p:
+        where = f" per rank ({num_ids} over {world_size} ranks)" if world_size > 1 else ""
+        raise ValueError(f"p={p} identities per batch but only {per_rank} {what}{where}; "
+                         f"lower p to at most {per_rank}")
 
 
-def _epoch_id_batches(ids: Sequence[int], p: int, rng: np.random.Generator) -> list[list[int]]:
-    """Shuffle the identities and cut them into groups of P.
+def _fill(groups: list[list[int]], share: list[int], p: int, count: int, rng: np.random.Generator) -> None:
+    """Bring `groups` (cut from `share` in order) to `count` groups of P distinct ids.
 
-    The last group takes the remaining ids plus random other ids to fill P, so every batch
-    has exactly P identities and every identity appears at least once per epoch.
+    The short last group takes random other ids of the share; a rank whose share is one id
+    smaller than the others' may need one more group, drawn from its share at random.
     """
-    order = [ids[i] for i in rng.permutation(len(ids))]
-    batches = [order[start:start + p] for start in range(0, len(order), p)]
-    short = batches[-1]
+    short = groups[-1]
     if len(short) < p:
         taken = set(short)
-        others = [pid for pid in order if pid not in taken]
+        others = [pid for pid in share if pid not in taken]
         fill = rng.choice(len(others), size=p - len(short), replace=False)
         short.extend(others[i] for i in fill)
-    return batches
+    while len(groups) < count:
+        groups.append([share[i] for i in rng.choice(len(share), size=p, replace=False)])
 
 
 def _draw_k(indices: Sequence[int], k: int, rng: np.random.Generator) -> list[int]:
@@ -57,55 +60,78 @@ def _draw_k(indices: Sequence[int], k: int, rng: np.random.Generator) -> list[in
     return [indices[i] for i in rng.permutation(len(indices))] + [indices[i] for i in extra]
 
 
-class PKSampler(Sampler[list[int]]):
-    """Batch sampler: P identities x K images per batch (ReadNet §3.1, §4.2).
+class _PKEpochs:
+    """The identity groups of an epoch, shared by both samplers.
 
-    `len(sampler)` is ceil(num_ids / P). Batches depend only on (seed, epoch); call
-    `set_epoch(e)` before each epoch, as with DistributedSampler, to get a new draw.
+    Every rank shuffles all identities with the same (seed, epoch) and takes every
+    world_size-th one from position `rank`: the ranks' shares are disjoint and cover every
+    identity. A share is cut into groups of P, and the groups are filled to len(self) on
+    every rank (DDP needs the same number of steps everywhere). With world_size 1 this is
+    the whole shuffled order, drawn exactly as the single-process sampler always drew it.
     """
 
-    def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0) -> None:
-        self.groups = _indices_by_pid(pids)
-        self.ids = sorted(self.groups)
-        _check_pk(p, k, len(self.ids), "identities in the training set")
-        self.p, self.k, self.seed, self.epoch = p, k, seed, 0
+    def _setup(self, ids: list[int], p: int, k: int, seed: int, rank: int, world_size: int, what: str) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
+        _check_pk(p, k, len(ids), what, world_size)
+        self.ids, self.p, self.k, self.seed, self.epoch = ids, p, k, seed, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.ids) / self.p)
+        return math.ceil(math.ceil(len(self.ids) / self.world_size) / self.p)
+
+    def _epoch(self) -> tuple[list[list[int]], np.random.Generator]:
+        """This rank's identity groups and the generator its K draws continue from."""
+        shared = np.random.default_rng([self.seed, self.epoch])
+        order = [self.ids[i] for i in shared.permutation(len(self.ids))]
+        # One process continues the shared stream (the batches a resumed run expects); under DDP
+        # each rank draws from its own stream, so the ranks' K draws are independent.
+        rng = shared if self.world_size == 1 else np.random.default_rng([self.seed, self.epoch, self.rank])
+        share = order[self.rank::self.world_size]
+        groups = [share[start:start + self.p] for start in range(0, len(share), self.p)]
+        _fill(groups, share, self.p, len(self), rng)
+        return groups, rng
+
+
+class PKSampler(_PKEpochs, Sampler[list[int]]):
+    """Batch sampler: P identities x K images per batch (ReadNet §3.1, §4.2).
+
+    `len(sampler)` is ceil(num_ids / (world_size x P)). Batches depend only on (seed, epoch,
+    rank); call `set_epoch(e)` before each epoch, as with DistributedSampler, to get a new draw.
+    """
+
+    def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        self.groups = _indices_by_pid(pids)
+        self._setup(sorted(self.groups), p, k, seed, rank, world_size, "identities in the training set")
 
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        for id_batch in _epoch_id_batches(self.ids, self.p, rng):
-            yield [index for pid in id_batch for index in _draw_k(self.groups[pid], self.k, rng)]
+        id_groups, rng = self._epoch()
+        for id_group in id_groups:
+            yield [index for pid in id_group for index in _draw_k(self.groups[pid], self.k, rng)]
 
 
-class CrossModalPKSampler:
+class CrossModalPKSampler(_PKEpochs):
     """Cross-modal batches: P identities x (K RGB + K IR) images (expAT, SYSU-MM01 and RegDB).
 
     Yields `(rgb_indices, ir_indices)`, indices into the RGB and IR record lists; position
     j*K..(j+1)*K of both lists belongs to the same identity. Only identities seen in both
-    modalities are sampled (`self.ids`).
+    modalities are sampled (`self.ids`); `rank` and `world_size` shard them as PKSampler does.
     """
 
-    def __init__(self, rgb_pids: Sequence[int], ir_pids: Sequence[int], p: int, k: int, seed: int = 0) -> None:
+    def __init__(self, rgb_pids: Sequence[int], ir_pids: Sequence[int], p: int, k: int, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
         self.rgb_groups = _indices_by_pid(rgb_pids)
         self.ir_groups = _indices_by_pid(ir_pids)
-        self.ids = sorted(set(self.rgb_groups) & set(self.ir_groups))
-        _check_pk(p, k, len(self.ids), "identities with both RGB and IR images")
-        self.p, self.k, self.seed, self.epoch = p, k, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.ids) / self.p)
+        self._setup(sorted(set(self.rgb_groups) & set(self.ir_groups)), p, k, seed, rank, world_size,
+                    "identities with both RGB and IR images")
 
     def __iter__(self) -> Iterator[tuple[list[int], list[int]]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        for id_batch in _epoch_id_batches(self.ids, self.p, rng):
-            rgb = [i for pid in id_batch for i in _draw_k(self.rgb_groups[pid], self.k, rng)]
-            ir = [i for pid in id_batch for i in _draw_k(self.ir_groups[pid], self.k, rng)]
+        id_groups, rng = self._epoch()
+        for id_group in id_groups:
+            rgb = [i for pid in id_group for i in _draw_k(self.rgb_groups[pid], self.k, rng)]
+            ir = [i for pid in id_group for i in _draw_k(self.ir_groups[pid], self.k, rng)]
             yield rgb, ir

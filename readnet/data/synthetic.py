@@ -1,4 +1,4 @@
-"""Procedurally drawn pedestrians written in the published ReID dataset layouts (issue 3).
+"""Procedurally drawn pedestrians written in the published ReID dataset layouts.
 
 The real datasets (ReadNet §4.1: Market-1501, DukeMTMC-reID, CUHK03; expAT: SYSU-MM01, RegDB) need
 licence forms, so this generator writes stand-ins in exactly their folder layouts and file-name
@@ -31,28 +31,24 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from readnet.data.layouts import (LAYOUTS, PUBLISHED_COUNTS, REGDB_IMAGES_PER_MODALITY, REGDB_TRIALS,
+                                  SYSU_INDOOR_RGB_CAMERAS, SYSU_IR_CAMERAS, SYSU_RGB_CAMERAS)
+
 GENERATOR_VERSION = 1
 MANIFEST_NAME = "readnet_synthetic.json"
 
-LAYOUTS = ("market1501", "dukemtmc", "cuhk03", "sysu_mm01", "regdb")
-DATASET_FOLDERS = {
-    "market1501": "Market-1501-v15.09.15",
-    "dukemtmc": "DukeMTMC-reID",
-    "cuhk03": "cuhk03",
-    "sysu_mm01": "SYSU-MM01",
-    "regdb": "RegDB",
-}
-NUM_CAMERAS = {"market1501": 6, "dukemtmc": 8, "cuhk03": 10, "sysu_mm01": 6, "regdb": 2}
-SYSU_RGB_CAMERAS = (1, 2, 4, 5)
-SYSU_IR_CAMERAS = (3, 6)
-SYSU_INDOOR_RGB_CAMERAS = (1, 2)
-REGDB_IMAGES_PER_MODALITY = 10
-REGDB_TRIALS = 10
-# CUHK03's 1,467 ids are spread very unevenly over its 5 camera pairs (843/440/77/58/49).
-CUHK03_PAIR_SHARE = np.array([843, 440, 77, 58, 49], dtype=float) / 1467
+# CUHK03's 1,467 ids are spread very unevenly over its 5 camera pairs.
+_CUHK03_PAIR_IDS = np.array([843, 440, 77, 58, 49], dtype=float)
+CUHK03_PAIR_SHARE = _CUHK03_PAIR_IDS / _CUHK03_PAIR_IDS.sum()
 CUHK03_MAX_PER_VIEW = 5
-# Duke's gallery holds 408 ids seen only once (gallery-only distractor ids) beside its 702 test ids.
-DUKE_DISTRACTOR_ID_RATIO = 408 / 702
+# Duke's gallery holds ids seen only there (gallery-only distractor ids) beside its test ids.
+_DUKE = PUBLISHED_COUNTS["dukemtmc"]
+DUKE_DISTRACTOR_ID_RATIO = (_DUKE["gallery"][1] - _DUKE["query"][1]) / _DUKE["query"][1]
+# Market-1501's gallery: 19,732 images = 13,120 of test ids + 2,793 pid-0000 distractors (which the
+# reader keeps, so they are in its published gallery count) + 3,819 pid -1 junk (which it drops).
+_MARKET = PUBLISHED_COUNTS["market1501"]
+_MARKET_DISTRACTORS, _MARKET_JUNK = 2793, 3819
+_SYSU_VAL_IDS = 99  # SYSU-MM01's validation ids, part of its 395 training ids
 
 
 @dataclass(frozen=True)
@@ -101,8 +97,11 @@ SIZE_PRESETS: dict[str, SizePreset] = {
     "tiny": SizePreset(12, 12, 120, 24, 120, 10, 10, 4),
     # a minute or two of CPU training; for the demo notebooks
     "demo": SizePreset(100, 100, 1722, 448, 1747, 372, 508, 13),
-    # Market-1501 as published: 12,936 train; 3,368 query; 19,732 gallery = 13,120 + 2,793 "0000" + 3,819 "-1"
-    "market": SizePreset(751, 750, 12936, 3368, 13120, 2793, 3819, 99),
+    # Market-1501 as published (with SYSU-MM01's validation ids)
+    "market": SizePreset(
+        train_ids=_MARKET["train"][1], test_ids=_MARKET["query"][1], train_images=_MARKET["train"][0],
+        query_images=_MARKET["query"][0], gallery_images=_MARKET["gallery"][0] - _MARKET_DISTRACTORS,
+        distractor_images=_MARKET_DISTRACTORS, junk_images=_MARKET_JUNK, val_ids=_SYSU_VAL_IDS),
 }
 
 
@@ -302,7 +301,7 @@ class Camera:
 @lru_cache(maxsize=16)
 def make_cameras(seed: int, layout: str) -> tuple[Camera, ...]:
     """The layout's cameras; background hues are spread around the colour wheel so they differ."""
-    n = NUM_CAMERAS[layout]
+    n = LAYOUTS[layout].num_cameras
     modalities = _camera_modalities(layout)
     r = _rng(seed, layout, _ROLE_CAMERA, 0)
     hue0 = r.random()
@@ -342,10 +341,10 @@ def make_cameras(seed: int, layout: str) -> tuple[Camera, ...]:
 
 def _camera_modalities(layout: str) -> tuple[str, ...]:
     if layout == "sysu_mm01":
-        return tuple("ir" if c in SYSU_IR_CAMERAS else "rgb" for c in range(1, 7))
+        return tuple("ir" if c in SYSU_IR_CAMERAS else "rgb" for c in range(1, LAYOUTS[layout].num_cameras + 1))
     if layout == "regdb":
         return ("rgb", "ir")
-    return ("rgb",) * NUM_CAMERAS[layout]
+    return ("rgb",) * LAYOUTS[layout].num_cameras
 
 
 # ----------------------------------------------------------------------------------------------
@@ -594,7 +593,7 @@ def _sample_pids(r: np.random.Generator, n: int, high: int) -> list[int]:
 def _plan_market_like(config: SyntheticConfig) -> Plan:
     layout, c = config.layout, config.counts
     duke = layout == "dukemtmc"
-    ncam = NUM_CAMERAS[layout]
+    ncam = LAYOUTS[layout].num_cameras
     r = _rng(config.seed, layout, _ROLE_PLAN, 0)
     clock = _FrameClock(r, ncam)
     extra_ids = round(c.test_ids * DUKE_DISTRACTOR_ID_RATIO) if duke else 0
@@ -787,7 +786,7 @@ def make_dataset(
         height=height, width=width,
     )
     root = pathlib.Path(root)
-    folder = root / DATASET_FOLDERS[layout]
+    folder = root / LAYOUTS[layout].folder
     if _check_existing(folder, config):
         return folder
     plan = plan_dataset(config)

@@ -11,24 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from readnet.data.synthetic import (
-    BG,
-    LAYOUTS,
-    MANIFEST_NAME,
-    PIXEL_PROBE_INVERSE_REGULARIZATION,
-    SKIN,
-    UPPER,
-    Pose,
-    SyntheticConfig,
-    cli,
-    draw_parts,
-    make_dataset,
-    make_identity,
-    paint_rgb,
-    paint_thermal,
-    plan_dataset,
-    train_split_pixels,
-)
+from readnet.data.appearance import BG, SKIN, UPPER, Pose, draw_parts, make_identity, paint_rgb, paint_thermal
+from readnet.data.synthetic import (LAYOUTS, MANIFEST_NAME, PIXEL_PROBE_INVERSE_REGULARIZATION, SyntheticConfig, cli,
+                                    make_dataset, plan_dataset, train_split_pixels)
 from readnet.evaluation import camera_probe_accuracy
 
 # The published file-name grammars, written independently of the generator.

@@ -136,6 +136,13 @@ def test_resume_is_bit_exact_mid_epoch_and_at_epoch_ends(data_root, tmp_path):
     assert train.test(whole) == {k: v for k, v in final_a.items() if k.startswith(("mAP", "rank", "cmc"))}
 
 
+def test_evaluations_during_training_record_scalars(data_root, tmp_path):
+    run_dir = train.train(tiny("atl", data_root, epochs=2, eval_every=1), tmp_path / "run")
+    records = runs.read_metrics(run_dir)
+    assert len(records) == 2 and 0.0 <= records[0]["eval/mAP"] <= 100.0
+    assert all(isinstance(value, (int, float)) for record in records for value in record.values())
+
+
 def test_a_checkpoint_from_elsewhere_is_refused(tmp_path, data_root):
     torchvision_weights = tmp_path / "resnet.pth"
     torch.save(torch.nn.Linear(2, 2).state_dict(), torchvision_weights)

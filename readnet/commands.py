@@ -15,11 +15,15 @@ import typing
 
 from readnet import data as reid_data
 from readnet import distributed, runs
-from readnet.config import FIELD_NOTES, RESUMABLE_OVERRIDES, TrainConfig, config_to_dict, parse_overrides
+from readnet.config import (FIELD_NOTES, OPTIMISATION_OVERRIDES, RESUMABLE_OVERRIDES, TrainConfig, config_to_dict,
+                            parse_overrides)
 from readnet.evaluation import SYSU_SETTINGS
 from readnet.inference import evaluate_model
 from readnet.presets import PRESET_NOTES, PRESETS, preset, resolve
-from readnet.train import load_checkpoint_model, resume, test, train
+from readnet.train import check_resume_overrides, load_checkpoint_model, resume, test, train
+
+# argparse's messages about a flag it does not know
+_BAD_FLAG = ("unrecognized arguments", "ambiguous option")
 
 # expAT main.py's `-s` values (mode_single / mode_multi) -> readnet's SYSU-MM01 setting names.
 EXPAT_SETTINGS = {f"{mode}_{'single' if shots == 1 else 'multi'}": name
@@ -31,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         flags = sorted({flag for action in self._actions for flag in action.option_strings})
-        self.exit(2, f"{self.prog}: error: {message}\nvalid flags: {', '.join(flags)}\n")
+        valid = f"valid flags: {', '.join(flags)}\n" if message.startswith(_BAD_FLAG) else ""
+        self.exit(2, f"{self.prog}: error: {message}\n{valid}")
 
 
 def _overrides_or_exit(parser: argparse.ArgumentParser, items: list[str]) -> dict:
@@ -117,14 +122,17 @@ def cli_resume(argv: list[str]) -> int:
     parser = _Parser(prog="readnet resume", description="Continue an interrupted run folder.")
     parser.add_argument("--run", required=True, help="run folder written by readnet train")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend",
-                        help=f"steering overrides: {', '.join(RESUMABLE_OVERRIDES)}")
+                        help=f"steering overrides: {', '.join(RESUMABLE_OVERRIDES)}; recorded optimisation "
+                        f"changes: {', '.join(OPTIMISATION_OVERRIDES)}")
     args = parser.parse_args(argv)
     overrides = _overrides_or_exit(parser, args.set)
+    try:
+        check_resume_overrides(overrides)
+    except ValueError as error:
+        parser.error(str(error))
     main = int(os.environ.get("RANK", "0")) == 0
     try:
         run_dir = resume(args.run, **overrides)
-    except ValueError as error:
-        parser.error(str(error))
     finally:
         distributed.cleanup()
     if not main:
@@ -138,13 +146,13 @@ def cli_presets(argv: list[str]) -> int:
     """`readnet presets [NAME ...] [--json]`: every preset with the values it sets."""
     parser = _Parser(prog="readnet presets", description="List the papers' presets and their values.")
     parser.add_argument("names", nargs="*", help="presets to show in full (default: all, as differences)")
-    parser.add_argument("--json", action="store_true", help="print every field of every preset as JSON")
+    parser.add_argument("--json", action="store_true", help="print every field of the presets (default: all) as JSON")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in PRESETS]
     if unknown:
         parser.error(f"unknown presets {unknown}; valid presets: {', '.join(PRESETS)}")
     if args.json:
-        print(json.dumps({name: config_to_dict(config) for name, config in PRESETS.items()}, indent=2))
+        print(json.dumps({name: config_to_dict(PRESETS[name]) for name in args.names or PRESETS}, indent=2))
         return 0
     base = TrainConfig()
     print("TrainConfig defaults (ReadNet §4.2): " + ", ".join(
@@ -165,8 +173,9 @@ def cli_expat(argv: list[str]) -> int:
     parser = _Parser(prog="readnet expat", description="expAT RGB-IR training and testing, with main.py's flags.")
     parser.add_argument("-a", "--action", default="train", choices=("train", "test"))
     parser.add_argument("-m", "--model", help="train: a run folder or checkpoint to continue; test: the checkpoint")
-    parser.add_argument("-s", "--setting", default="all_single", choices=list(EXPAT_SETTINGS),
-                        help="SYSU-MM01 search setting for -a test, as expAT's main.py names it")
+    parser.add_argument("-s", "--setting", choices=list(EXPAT_SETTINGS),
+                        help="SYSU-MM01 search setting for -a test, as expAT's main.py names it "
+                        "(default all_single)")
     parser.add_argument("--dataset", default="sysu_mm01", choices=("sysu_mm01", "regdb"))
     parser.add_argument("--data-root", help="dataset folder (train: required for a new run)")
     parser.add_argument("--run-dir", help="new run folder for -a train")
@@ -179,18 +188,23 @@ def cli_expat(argv: list[str]) -> int:
         path = pathlib.Path(args.model)
         model, config, dataset = load_checkpoint_model(path / runs.LAST_CHECKPOINT if path.is_dir() else path,
                                                        args.data_root)
-        setting = EXPAT_SETTINGS[args.setting]
+        if args.setting is not None and dataset.protocol != "sysu_mm01":
+            parser.error(f"-s {args.setting} is a SYSU-MM01 search setting, but {args.model} is a {config.dataset} "
+                         f"checkpoint, evaluated with the {dataset.protocol} protocol; leave -s out")
+        expat_setting = args.setting or "all_single"
+        setting = EXPAT_SETTINGS[expat_setting]
         metrics = evaluate_model(model, dataset, config, sysu_settings=(setting,))
         print(f"{args.model} on {config.dataset}"
-              + (f", setting {args.setting} ({setting})" if dataset.protocol == "sysu_mm01" else ""))
+              + (f", setting {expat_setting} ({setting})" if dataset.protocol == "sysu_mm01" else ""))
         _print_metrics(metrics)
         return 0
     if args.model:
         path = pathlib.Path(args.model)
         try:
-            resume(path.parent.parent if path.is_file() else path, **overrides)
+            check_resume_overrides(overrides)
         except ValueError as error:
             parser.error(str(error))
+        resume(path.parent.parent if path.is_file() else path, **overrides)
         return 0
     if not args.data_root:
         parser.error("-a train needs --data-root DIR (or -m RUN to continue a run)")

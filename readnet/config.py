@@ -6,6 +6,7 @@ The papers' settings are named presets in readnet.presets; this module states no
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -171,6 +172,23 @@ FIELD_NOTES = {
 RESUMABLE_OVERRIDES = ("max_iterations", "epochs", "progress", "num_workers", "device", "checkpoint_every",
                        "eval_every", "eval_batch_size", "checkpoint_epochs", "device_cache", "channels_last", "compile",
                        "cuda_graphs", "log_every", "decode_cache_dir")
+# Fields a resume may change although they change what the run computes from then on (the way
+# out of a NaN loss); the run records each change and the iteration it took effect at.
+OPTIMISATION_OVERRIDES = ("lr", "lr_discriminator", "amp")
+
+# Numeric fields and the interval outside of which a value cannot make sense: (low, high, whether
+# each end is allowed); high None is open. Floats must also be finite.
+RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
+    **{name: (0, None, False, False) for name in ("lr", "lr_discriminator", "lr_center", "gamma")},
+    **{name: (0, None, True, False) for name in (
+        "margin", "w1", "w2", "metric_loss_weight", "id_loss_weight", "center_loss_weight", "expat_alpha", "expat_beta",
+        "weight_decay", "weight_decay_bias", "bias_lr_factor", "warmup_factor", "warmup_steps", "schedule_offset",
+        "pad", "epochs", "max_iterations", "checkpoint_every", "eval_every", "num_workers")},
+    **{name: (0, 1, True, False) for name in ("id_label_smoothing", "camera_label_smoothing", "discriminator_dropout")},
+    **{name: (0, 1, True, True) for name in ("flip_probability", "random_erasing")},
+    **{name: (1, None, True, False) for name in ("eval_batch_size", "eval_trials", "last_stride")},
+}
+
 
 def _field_types() -> dict[str, typing.Any]:
     return typing.get_type_hints(TrainConfig)
@@ -187,6 +205,16 @@ def validate(config: TrainConfig) -> TrainConfig:
     if method.cross_modal != (config.dataset in ("sysu_mm01", "regdb")):
         kind = "an RGB-IR dataset (sysu_mm01, regdb)" if method.cross_modal else "a single-modality dataset"
         raise ValueError(f"method {config.method!r} trains on {kind}, got dataset={config.dataset!r}")
+    for name, (low, high, low_ok, high_ok) in RANGES.items():
+        value = getattr(config, name)
+        if value is None:  # None means "automatic" or "unset" where a field allows it
+            continue
+        if not (math.isfinite(value) and (value > low or (low_ok and value == low))
+                and (high is None or value < high or (high_ok and value == high))):
+            upper = "inf)" if high is None else f"{high}{']' if high_ok else ')'}"
+            raise ValueError(f"{name}={value!r} is out of range; valid range: {'[' if low_ok else '('}{low}, {upper}")
+    if any(m < 0 for m in config.milestones) or list(config.milestones) != sorted(config.milestones):
+        raise ValueError(f"milestones={config.milestones!r} is not valid; give ascending steps >= 0")
     if config.p < 2 or config.k < 2:
         raise ValueError(f"p and k must be >= 2 for batch-hard triplets, got p={config.p}, k={config.k}")
     if config.epochs is None and config.max_iterations is None:

@@ -46,8 +46,10 @@ class NonFiniteLossError(RuntimeError):
         else:  # the fast path reads losses back only at log points
             when = (f"found at the log point after iteration {detected_at - 1}, so the steps since were applied in "
                     "memory but never saved")
+        advice = ("Resume with a lower lr, or with amp off: readnet resume --run DIR --set lr=... (or amp=false)"
+                  if checkpoint else "Train again with a lower lr, or with amp off")
         super().__init__(f"the {term} loss is {value} at iteration {iteration} (step {iteration + 1}); {when}{kept}. "
-                         "Lower lr, or turn amp off, and resume.")
+                         f"{advice}.")
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -167,6 +169,20 @@ def build_engine(config: TrainConfig, dataset: reid_data.ReIDDataset, pretrained
         engine.train_discriminator = None if discriminator is None else distributed.wrap_ddp(discriminator, device)
         engine.train_center = None if center is None else distributed.wrap_ddp(center, device)
     return engine
+
+
+def set_learning_rates(engine: Engine) -> None:
+    """Point F's and D's optimisers and schedules at the config's lr and lr_discriminator, e.g.
+    after a checkpoint restored the recorded ones: new base lrs, times the schedule's current factor."""
+    config = engine.config
+    bases = {"extractor": [config.lr, config.lr * config.bias_lr_factor], "discriminator": [config.lr_discriminator]}
+    for name, scheduler in engine.schedulers.items():
+        groups = engine.optimizers[name].param_groups
+        scheduler.base_lrs = bases[name][:len(groups)]
+        for group, base, factor in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["initial_lr"] = base
+            group["lr"] = base * factor(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in groups]  # what get_last_lr() reports
 
 
 def rank_seed(seed: int, rank: int) -> int:

@@ -4,10 +4,11 @@ A run folder holds::
 
     config.json          the resolved TrainConfig
     environment.json     package versions, device, git commit, pretrained-weights source
-    metrics.jsonl        one JSON object per finished epoch
+    metrics.jsonl        one JSON object per finished epoch (the last may be a partial one, marked so)
     final_metrics.json   the evaluation at the end of training
     tensorboard/         SummaryWriter scalars
     checkpoints/last.pt  model, optimisers, schedulers, RNG states, epoch and iteration
+    run.lock             while a process writes the folder: its pid, host and start time
 
 Every file except the TensorBoard event stream is written to a temporary file in the same
 folder and moved into place with `os.replace`, so a crash never leaves a half-written file.
@@ -16,14 +17,18 @@ Checkpoints hold only tensors and primitive containers, so `torch.load(weights_o
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import errno
 import importlib.metadata
 import json
 import os
 import pathlib
 import platform
 import random
+import secrets
+import shutil
+import socket
 import subprocess
-import tempfile
 import typing
 from typing import Any
 
@@ -38,6 +43,10 @@ METRICS_FILE = "metrics.jsonl"
 FINAL_METRICS_FILE = "final_metrics.json"
 TENSORBOARD_DIR = "tensorboard"
 LAST_CHECKPOINT = pathlib.Path("checkpoints") / "last.pt"
+LOCK_FILE = "run.lock"
+# What a run writes; a folder holding these but no checkpoint can be cleared and started afresh.
+RUN_FILES = (CONFIG_FILE, ENVIRONMENT_FILE, METRICS_FILE, FINAL_METRICS_FILE, TENSORBOARD_DIR,
+             str(LAST_CHECKPOINT.parent))
 
 _RECORDED_PACKAGES = ("readnet", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pillow", "tqdm", "tensorboard")
 
@@ -46,18 +55,45 @@ class CheckpointError(ValueError):
     """A file that is not a readnet checkpoint of a version this code reads."""
 
 
+class DiskFullError(OSError):
+    """A write ran out of space; the file it would have replaced is untouched."""
+
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno 28]"
+        return str(self.strerror)
+
+
+class RunFolderLocked(RuntimeError):
+    """Another live process is writing the run folder."""
+
+
+def _disk_full(error: BaseException) -> bool:
+    """ENOSPC/EDQUOT, or torch.save's own report of a short write (its zip writer raises a
+    RuntimeError 'unexpected pos' or 'file write failed' instead of the OSError)."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, RuntimeError) and ("unexpected pos" in str(error) or "file write failed" in str(error))
+
+
 def atomic_write(path: pathlib.Path, write: typing.Callable[[typing.BinaryIO], None]) -> None:
-    """Let `write` fill a temporary file beside `path`, then move it into place with os.replace."""
+    """Let `write` fill a temporary file beside `path`, then move it into place with os.replace.
+
+    The temporary file is created with mode 0666 less the umask, as open() would create `path`
+    (mkstemp's 0600 would make every run file private). A full disk raises DiskFullError."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if not _disk_full(error):
+            raise
+        kept = f"the previous {path} is intact" if path.exists() else f"{path} was not written"
+        raise DiskFullError(errno.ENOSPC, f"no space left on device while writing {path}: {kept}; "
+                                          "free some space and run again") from error
 
 
 def write_text(path: pathlib.Path, text: str) -> None:
@@ -77,7 +113,8 @@ def read_json(path: pathlib.Path) -> Any:
 
 
 def read_metrics(run_dir: pathlib.Path) -> list[dict]:
-    """The per-epoch records of metrics.jsonl (empty before the first epoch ends)."""
+    """The per-epoch records of metrics.jsonl; the last has "partial": true when the run stopped
+    inside an epoch (empty before the first checkpoint)."""
     path = pathlib.Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
@@ -118,6 +155,104 @@ def environment_record(device: torch.device, amp_dtype: torch.dtype | None, pret
         "git_commit": git_commit(),
         "pretrained": pretrained,
     }
+
+
+# --- one writer per run folder ------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive run.lock in the run folder holding the writer's pid, host and start time.
+
+    A lock left by a dead process on this host is taken over; one from another host cannot be
+    checked and is refused. Use as a context manager; it is released (removed) on exit, with the
+    folder itself when the lock created it and nothing else was written."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = pathlib.Path(run_dir)
+        self.path = self.run_dir / LOCK_FILE
+        self.taken_over: dict | None = None  # the stale holder, when one was replaced
+        self.created = False
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return False
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": datetime.datetime.now().isoformat(timespec="seconds")}
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(holder, handle)
+        return True
+
+    def _holder(self) -> dict | None:
+        try:
+            holder = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}  # released meanwhile: try again
+        except (OSError, ValueError):
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def acquire(self) -> "RunLock":
+        self.created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            if self._create():
+                return self
+            holder = self._holder()
+            if holder == {}:
+                continue
+            if holder is None:
+                raise RunFolderLocked(f"{self.run_dir} is locked by {self.path}, which cannot be read: if no readnet "
+                                      f"process is writing this folder, remove {self.path}")
+            stale = holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", 0)))
+            if not stale:
+                raise RunFolderLocked(
+                    f"{self.run_dir} is in use by pid {holder.get('pid')} on {holder.get('host')} since "
+                    f"{holder.get('started')} ({self.path}); wait for it to finish or choose another run folder")
+            self.path.unlink(missing_ok=True)  # its process is gone
+            self.taken_over = holder
+        raise RunFolderLocked(f"{self.run_dir}: could not take {self.path}; another process keeps taking it")
+
+    def release(self) -> None:
+        holder = self._holder()
+        if holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+            self.path.unlink(missing_ok=True)
+            if self.created and not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()  # a run that failed before writing anything leaves no empty folder
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def clear_partial_run(run_dir: str | os.PathLike) -> list[str]:
+    """Remove what a run wrote before it failed (RUN_FILES and atomic writes' leftovers); the
+    names removed. Other files in the folder are kept."""
+    run_dir = pathlib.Path(run_dir)
+    removed = []
+    for name in (*RUN_FILES, *(p.name for p in run_dir.glob(".*.tmp"))):
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
 
 
 # --- RNG states as tensors and primitive containers (weights_only-safe) -------------------------
@@ -162,7 +297,14 @@ def restore_rng(state: dict, generators: dict[str, torch.Generator]) -> None:
 def save_checkpoint(path: pathlib.Path, payload: dict) -> None:
     """Write a readnet checkpoint atomically; `payload` must hold only weights_only-safe values."""
     checkpoint = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **payload}
-    atomic_write(pathlib.Path(path), lambda handle: torch.save(checkpoint, handle))
+    path = pathlib.Path(path)
+    try:
+        atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+    except DiskFullError as error:
+        kept = (f"the last good checkpoint {path} is intact; free some space and resume" if path.exists()
+                else "no checkpoint had been written yet; free some space and train again")
+        raise DiskFullError(errno.ENOSPC, f"no space left on device while writing the checkpoint {path}: {kept}") \
+            from error.__cause__
 
 
 def load_checkpoint(path: pathlib.Path, map_location: str | torch.device = "cpu") -> dict:

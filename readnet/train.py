@@ -9,11 +9,13 @@ written by rank 0.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
 import os
 import pathlib
+import sys
 import time
 import typing
 import warnings
@@ -26,11 +28,12 @@ from tqdm.auto import tqdm
 from readnet import data as reid_data
 from readnet import distributed, runs
 from readnet.batches import batches_per_epoch
-from readnet.config import RESUMABLE_OVERRIDES, TrainConfig, config_from_dict, config_to_dict
+from readnet.config import OPTIMISATION_OVERRIDES, RESUMABLE_OVERRIDES, TrainConfig, config_from_dict, config_to_dict
 from readnet.engine import (Engine, LossLog, MetricLoss, Miner, NonFiniteLossError, build_engine, iterate_batches, rank_seed,
-                            train_step)
+                            set_learning_rates, train_step)
 from readnet.inference import evaluate_model
 from readnet.presets import resolve
+
 
 def load_dataset(config: TrainConfig) -> reid_data.ReIDDataset:
     """The config's dataset, read from config.data_root."""
@@ -89,11 +92,19 @@ def _restore(engine: Engine, checkpoint: dict) -> dict:
 
 def _save(engine: Engine, state: dict, run_dir: pathlib.Path, log: LossLog) -> None:
     """Check the pending losses, then write checkpoint and metrics (rank 0 only): a checkpoint is
-    never written after a non-finite loss, so the last one is always the last good one."""
+    never written after a non-finite loss, so the last one is always the last good one.
+
+    Inside an epoch, metrics.jsonl also gets the epoch so far, marked partial; it is not one of
+    the checkpoint's records, so a resume replaces it and stays bit-exact."""
     _check_losses(log, run_dir, state)
+    records = state["records"]
+    if state["iteration_in_epoch"]:
+        seconds = time.perf_counter() - state.get("epoch_started", time.perf_counter())
+        partial = _epoch_record(engine, {**state, "epoch": state["epoch"] + 1}, seconds)
+        records = records + [{**partial, "partial": True}]
     if distributed.is_main_process():
         runs.save_checkpoint(run_dir / runs.LAST_CHECKPOINT, _checkpoint_payload(engine, state))
-        runs.write_metrics(run_dir, state["records"])
+        runs.write_metrics(run_dir, records)
     state["saved_at"] = state["iteration"]
 
 
@@ -154,7 +165,7 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
     log = LossLog(state)
     try:
         while state["iteration"] < limit:
-            started = time.perf_counter()
+            started = state["epoch_started"] = time.perf_counter()
             start = state["iteration_in_epoch"]
             engine.model.train()
             for batch in iterate_batches(engine, dataset, state["epoch"], start, start + limit - state["iteration"]):
@@ -217,26 +228,66 @@ def _join_process_group() -> None:
         distributed.init_distributed()
 
 
+def _notice(message: str) -> None:
+    """Tell the user what readnet decided (rank 0, on stderr, beside tqdm's bar)."""
+    if distributed.is_main_process():
+        print(f"readnet: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: pathlib.Path) -> typing.Iterator[None]:
+    """Hold the run folder's lock (rank 0 takes it) while this process writes the folder; every
+    rank raises RunFolderLocked when another process holds it."""
+    lock, refused = None, None
+    if distributed.is_main_process():
+        try:
+            lock = runs.RunLock(run_dir).acquire()
+        except runs.RunFolderLocked as error:
+            refused = error
+    message = distributed.broadcast_object(None if refused is None else str(refused))
+    if refused is not None:
+        raise refused
+    if message is not None:
+        raise runs.RunFolderLocked(message)
+    if lock is not None and lock.taken_over:
+        holder = lock.taken_over
+        _notice(f"took over the stale lock of {run_dir} from pid {holder.get('pid')} "
+                f"(started {holder.get('started')}), which is no longer running")
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, metric_loss: MetricLoss | None = None,
           miner: Miner | None = None) -> pathlib.Path:
     """Train `config` into a new run folder (default runs/train/<time>-<method>-<dataset>); return it.
 
+    A folder whose run stopped before its first checkpoint is cleared and trained afresh.
     `metric_loss` and `miner` (see readnet.engine.build_engine) train a triplet-loss variant of the
     researcher's own; the run records their names, and resume needs them passed again."""
     config = resolve(config)
     _join_process_group()
     run_dir = distributed.broadcast_object(pathlib.Path(run_dir) if run_dir is not None else default_run_dir(config))
-    if (run_dir / runs.CONFIG_FILE).exists():
-        raise FileExistsError(f"{run_dir} already holds a run; continue it with resume({str(run_dir)!r}) "
-                              "or choose another run folder")
-    distributed.barrier()  # every rank has looked before rank 0 writes
-    dataset = load_dataset(config)
-    engine = build_engine(config, dataset, metric_loss=metric_loss, miner=miner)
-    if distributed.is_main_process():
-        runs.write_json(run_dir / runs.CONFIG_FILE, config_to_dict(config))
-        environment = runs.environment_record(engine.device, engine.amp_dtype, engine.pretrained)
-        runs.write_json(run_dir / runs.ENVIRONMENT_FILE, {**environment, **_speed_record(engine)})
-    return _fit(engine, dataset, run_dir, _fresh_state())
+    with _run_lock(run_dir):
+        if (run_dir / runs.CONFIG_FILE).exists():
+            if (run_dir / runs.LAST_CHECKPOINT).exists():
+                raise FileExistsError(f"{run_dir} already holds a run; continue it with resume({str(run_dir)!r}) "
+                                      "or choose another run folder")
+            distributed.barrier()  # every rank has looked before rank 0 clears
+            if distributed.is_main_process():
+                removed = runs.clear_partial_run(run_dir)
+                _notice(f"{run_dir} holds a run that stopped before its first checkpoint, so it cannot be resumed: "
+                        f"starting it afresh (removed {', '.join(removed)})")
+        distributed.barrier()  # every rank has looked before rank 0 writes
+        dataset = load_dataset(config)
+        engine = build_engine(config, dataset, metric_loss=metric_loss, miner=miner)
+        if distributed.is_main_process():
+            runs.write_json(run_dir / runs.CONFIG_FILE, config_to_dict(config))
+            environment = runs.environment_record(engine.device, engine.amp_dtype, engine.pretrained)
+            runs.write_json(run_dir / runs.ENVIRONMENT_FILE, {**environment, **_speed_record(engine)})
+        return _fit(engine, dataset, run_dir, _fresh_state())
 
 
 def _speed_record(engine: Engine) -> dict:
@@ -256,41 +307,62 @@ def _checkpoint_config(checkpoint: dict) -> TrainConfig:
     return config_from_dict(json.loads(checkpoint["config_json"]))
 
 
+def check_resume_overrides(overrides: dict) -> None:
+    """Raise ValueError for a field a resume may not change."""
+    not_allowed = sorted(set(overrides) - set(RESUMABLE_OVERRIDES) - set(OPTIMISATION_OVERRIDES))
+    if not_allowed:
+        raise ValueError(f"resume cannot change {not_allowed}: they would change what the run computes; "
+                         f"resumable keys: {', '.join(RESUMABLE_OVERRIDES + OPTIMISATION_OVERRIDES)}")
+
+
 def resume(run_dir: str | os.PathLike, metric_loss: MetricLoss | None = None, miner: Miner | None = None,
            **overrides: typing.Any) -> pathlib.Path:
     """Continue the run in `run_dir` from checkpoints/last.pt, exactly where it stopped.
 
-    `overrides` may change only how the run is steered (RESUMABLE_OVERRIDES), e.g. a larger
-    max_iterations to extend a run that stopped at its limit. A run trained with its own
-    `metric_loss` or `miner` resumes with the same ones passed again.
+    `overrides` may change how the run is steered (RESUMABLE_OVERRIDES), e.g. a larger
+    max_iterations to extend a run that stopped at its limit, and the optimisation fields
+    (OPTIMISATION_OVERRIDES: lower lr or amp off after a NaN loss), which environment.json records
+    with the iteration they took effect at. A run that already finished is left as it is. A run
+    trained with its own `metric_loss` or `miner` resumes with the same ones passed again.
     """
     run_dir = pathlib.Path(run_dir)
-    not_allowed = sorted(set(overrides) - set(RESUMABLE_OVERRIDES))
-    if not_allowed:
-        raise ValueError(f"resume cannot change {not_allowed}: they would change what the run computes; "
-                         f"resumable keys: {', '.join(RESUMABLE_OVERRIDES)}")
+    check_resume_overrides(overrides)
     checkpoint_path = run_dir / runs.LAST_CHECKPOINT
-    if not checkpoint_path.is_file():
-        if (run_dir / runs.CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"{checkpoint_path} not found: the run stopped before its first checkpoint; "
-                                    "start it again with readnet train")
+    if not checkpoint_path.is_file() and not (run_dir / runs.CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{run_dir} is not a readnet run folder ({runs.CONFIG_FILE} is missing)")
-    checkpoint = runs.load_checkpoint(checkpoint_path)
-    config = resolve(replace(_checkpoint_config(checkpoint), **overrides))
     _join_process_group()
-    dataset = load_dataset(config)
-    engine = build_engine(config, dataset, pretrained=False, metric_loss=metric_loss, miner=miner)
-    state = _restore(engine, checkpoint)
-    if distributed.is_main_process():
-        runs.write_json(run_dir / runs.CONFIG_FILE, config_to_dict(config))
-        environment = (runs.read_json(run_dir / runs.ENVIRONMENT_FILE)
-                       if (run_dir / runs.ENVIRONMENT_FILE).is_file() else {})
-        now = runs.environment_record(engine.device, engine.amp_dtype, environment.get("pretrained", engine.pretrained))
-        now.update(_speed_record(engine))
-        now["resumes"] = environment.get("resumes", []) + [{"iteration": state["iteration"],
-                                                            "time": datetime.datetime.now().isoformat(timespec="seconds")}]
-        runs.write_json(run_dir / runs.ENVIRONMENT_FILE, now)
-    return _fit(engine, dataset, run_dir, state)
+    with _run_lock(run_dir):  # before the checkpoint is looked for: a running train may not have written one yet
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"{checkpoint_path} not found: the run stopped before its first checkpoint; "
+                                    f"start it again with readnet train --run-dir {run_dir}")
+        checkpoint = runs.load_checkpoint(checkpoint_path)
+        recorded = _checkpoint_config(checkpoint)
+        config = resolve(replace(recorded, **overrides))
+        dataset = load_dataset(config)
+        limit = _iteration_limit(config, batches_per_epoch(config, dataset))
+        if checkpoint["iteration"] >= limit and (run_dir / runs.FINAL_METRICS_FILE).is_file():
+            _notice(f"{run_dir} finished at iteration {checkpoint['iteration']} and was evaluated: nothing to resume "
+                    "(raise max_iterations or epochs with --set to train it further)")
+            return run_dir
+        engine = build_engine(config, dataset, pretrained=False, metric_loss=metric_loss, miner=miner)
+        state = _restore(engine, checkpoint)
+        changed = {name: {"from": getattr(recorded, name), "to": getattr(config, name)}
+                   for name in OPTIMISATION_OVERRIDES if getattr(recorded, name) != getattr(config, name)}
+        if changed:
+            set_learning_rates(engine)  # the checkpoint restored the recorded lrs
+        if distributed.is_main_process():
+            runs.write_json(run_dir / runs.CONFIG_FILE, config_to_dict(config))
+            environment = (runs.read_json(run_dir / runs.ENVIRONMENT_FILE)
+                           if (run_dir / runs.ENVIRONMENT_FILE).is_file() else {})
+            now = runs.environment_record(engine.device, engine.amp_dtype,
+                                          environment.get("pretrained", engine.pretrained))
+            now.update(_speed_record(engine))
+            entry = {"iteration": state["iteration"], "time": datetime.datetime.now().isoformat(timespec="seconds")}
+            if changed:
+                entry["changed"] = changed
+            now["resumes"] = environment.get("resumes", []) + [entry]
+            runs.write_json(run_dir / runs.ENVIRONMENT_FILE, now)
+        return _fit(engine, dataset, run_dir, state)
 
 
 def load_checkpoint_model(path: str | os.PathLike, data_root: str | None = None,
@@ -310,6 +382,8 @@ def load_checkpoint_model(path: str | os.PathLike, data_root: str | None = None,
 def test(run_dir: str | os.PathLike, data_root: str | None = None) -> dict:
     """Evaluate the run's last checkpoint with its dataset's protocol; the metrics (percent)."""
     path = pathlib.Path(run_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: give a run folder written by readnet train (or its checkpoint)")
     checkpoint = path / runs.LAST_CHECKPOINT if path.is_dir() else path
     model, config, dataset = load_checkpoint_model(checkpoint, data_root)
     return evaluate_model(model, dataset, config)

@@ -170,7 +170,8 @@ class Experiment:
         """Train `preset` on `dataset` at this scale (see `config`); return the run folder. `metric_loss`
         and `miner` replace the preset's (readnet.engine.build_engine)."""
         config = self.config(preset, dataset, budget, **settings)
-        run_dir = training.train(config, run_dir or self.run_dir(preset, dataset), metric_loss=metric_loss, miner=miner)
+        hooks = {name: f for name, f in (("metric_loss", metric_loss), ("miner", miner)) if f is not None}
+        run_dir = training.train(config, run_dir or self.run_dir(preset, dataset), **hooks)
         final = runs.load_run(run_dir).final_metrics
         self.log(f"{preset} on {dataset}: mAP {final['mAP']:.2f}%, rank-1 {final['rank1']:.2f}%")
         return pathlib.Path(run_dir)

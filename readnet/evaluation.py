@@ -127,9 +127,10 @@ def evaluate(
     For each query, gallery items with its pid *and* its camera are dropped; a query with no
     match left is skipped (an error if none is left). AP is the mean of the precision at each
     hit; the CMC is the fraction of queries with a hit within rank r. Numpy arrays or torch
-    tensors; the work runs on distmat's device, vectorised over chunks of `chunk_size` queries.
-    Same numbers as the classic per-query loop (torchreid's eval_market1501) to 1e-6, with
-    equal distances ranked in gallery order (module docstring).
+    tensors; the work runs on distmat's device, over chunks of `chunk_size` queries, each
+    ranked without sorting or by sorting its rows, whichever is cheaper (readnet.ranking).
+    Same numbers as the classic per-query loop (torchreid's eval_market1501; 1e-12 against a
+    float64 loop), with equal distances ranked in gallery order (module docstring).
 
     The CMC has min(max_rank, num_gallery) entries, the classic cut for small galleries; at a
     rank past a query's kept items its match has been found, so the curve stays at 1 there

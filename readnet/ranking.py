@@ -25,9 +25,10 @@ import torch
 from torch import Tensor
 
 # A chunk is sorted when more than this share of its distances lies within its rows' farthest
-# match (the counting path's work). Measured on a 2-core CPU at Market size: counting costs about
-# as much as sorting at 15-20% (see benchmarks/eval_speed.py). 1.0 never sorts; -1.0 always does.
-SORT_ABOVE = 0.1
+# match (the counting path's work). Measured at Market size on a 2-core CPU, counting on one
+# thread and sorting on two: counting takes 0.17 s at 2%, 0.34 s at 10%, 0.5 s at 20% and 0.9 s
+# at 27%; sorting about 0.55 s whatever the share. 1.0 never sorts; -1.0 always does.
+SORT_ABOVE = 0.2
 # CPU rows are sorted by numpy (a vectorised float sort, about 3x faster than torch's int64 sort
 # here); False makes the CPU use the torch path that CUDA uses (tests cover it this way).
 NUMPY_SORT_ON_CPU = True
@@ -115,15 +116,22 @@ def _order_keys(rows: Tensor, codes: Tensor, cols: Tensor, num_gallery: int) -> 
     return (rows << (32 + col_bits)) | (codes << col_bits) | cols
 
 
-def _reach(distances: Tensor, match_rows: Tensor, match_cols: Tensor) -> Tensor:
-    """Per row, the gallery items within its farthest match: the only negatives that can precede one."""
+def _reach(distances: Tensor, match_rows: Tensor, match_cols: Tensor) -> tuple[Tensor, int]:
+    """Per row, the gallery items within its farthest match (the only negatives that can precede
+    one), and how many there are."""
     largest = torch.full((distances.shape[0],), -torch.inf, dtype=distances.dtype, device=distances.device)
     largest.scatter_reduce_(0, match_rows, distances[match_rows, match_cols], reduce="amax")
-    return distances <= largest[:, None]
+    if distances.device.type == "cpu" and distances.dtype in (torch.float32, torch.float64):
+        # numpy works on one thread: torch would wake its own thread team, which contends for the
+        # cores with the pool's sorts of earlier chunks.
+        within = distances.numpy() <= largest.numpy()[:, None]
+        return torch.from_numpy(within), int(np.count_nonzero(within))
+    within = distances <= largest[:, None]
+    return within, int(torch.count_nonzero(within))
 
 
 def _counted_ranks(
-    distances: Tensor, match_rows: Tensor, match_cols: Tensor, candidate: Tensor,
+    distances: Tensor, match_rows: Tensor, match_cols: Tensor, candidate: Tensor, reach: int,
     is_negative: Callable[[Tensor, Tensor], Tensor],
 ) -> tuple[Tensor, Tensor]:
     """Ranks (0-based, among kept items) of a chunk's matches, without sorting the gallery.
@@ -132,12 +140,12 @@ def _counted_ranks(
     smaller (distance, gallery index) key. Only `candidate` negatives (within the row's largest
     match distance) can precede a match; those are located among the sorted match keys
     (searchsorted) and counted with a cumulative histogram. Returns (ranks, slot) per match,
-    grouped by row in ranking order; slot = k.
+    grouped by row in ranking order; slot = k. `reach` counts the candidates.
     """
     num_rows, num_gallery = distances.shape
     device = distances.device
     match_distances = distances[match_rows, match_cols]
-    dense = 3 * int(torch.count_nonzero(candidate)) >= candidate.numel()
+    dense = 3 * reach >= candidate.numel()
     if dense:  # most of the gallery is within reach (a weak model): compacting would cost more
         rows, cols = torch.arange(num_rows, device=device)[:, None], torch.arange(num_gallery, device=device)
         values = distances
@@ -277,22 +285,34 @@ def _dropped_items(rule: DropRule | None, junk: tuple[Tensor, Tensor], start: in
 
 @contextlib.contextmanager
 def _sorting(device: torch.device):
-    """Yields submit(distances, chunk) -> Future of the sorting path's (ranks, slot). On the CPU the
-    chunks go to a pool of torch.get_num_threads() threads, so they sort while later chunks are
-    classified; elsewhere (or with one thread) they run at once."""
-    on_cpu = device.type == "cpu" and NUMPY_SORT_ON_CPU
-    sort = _sorted_ranks_numpy if on_cpu else _sorted_ranks_torch
-    workers = torch.get_num_threads() if on_cpu else 1
-    if workers <= 1:
-        def run_now(distances: Tensor, chunk: _Chunk) -> Future:
-            future: Future = Future()
-            future.set_result(sort(distances, chunk))
-            return future
+    """Yields submit(distances, chunk) -> Future of the sorting path's (ranks, slot).
 
-        yield run_now
+    On the CPU with several torch threads, the chunks go to a pool of that many threads, so they
+    sort while later chunks are classified, and torch's own ops run on one thread meanwhile
+    (restored after): its thread team stalls at every op once a core is busy elsewhere, which
+    made the counting path 10x slower on two threads than on one on a shared 2-core machine.
+    Otherwise the chunks sort at once.
+    """
+    if device.type != "cpu":
+        yield lambda distances, chunk: _done(_sorted_ranks_torch(distances, chunk))
         return
-    with ThreadPoolExecutor(workers) as pool:
-        yield lambda distances, chunk: pool.submit(sort, distances, chunk)
+    sort = _sorted_ranks_numpy if NUMPY_SORT_ON_CPU else _sorted_ranks_torch
+    workers = torch.get_num_threads()
+    if workers <= 1:
+        yield lambda distances, chunk: _done(sort(distances, chunk))
+        return
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            yield lambda distances, chunk: pool.submit(sort, distances, chunk)
+    finally:
+        torch.set_num_threads(workers)
+
+
+def _done(result) -> Future:
+    future: Future = Future()
+    future.set_result(result)
+    return future
 
 
 def query_statistics(
@@ -332,13 +352,13 @@ def query_statistics(
             stop = min(start + step, num_query)
             chunk = _Chunk(start, stop, *_pairs_between(q_same, g_same, start, stop))
             distances = distmat[start:stop]
-            candidate = _reach(distances, chunk.rows, chunk.cols)
-            if int(torch.count_nonzero(candidate)) > SORT_ABOVE * candidate.numel():
+            candidate, reach = _reach(distances, chunk.rows, chunk.cols)
+            if reach > SORT_ABOVE * candidate.numel():
                 chunk.dropped = _dropped_items(rule, junk, start, stop, num_gallery, device)
                 sorted_chunks.append((chunk, submit(distances, chunk)))
             else:
                 is_negative = _negative_test(q_pids[start:stop], g_pids, rule, start)
-                record(chunk, *_counted_ranks(distances, chunk.rows, chunk.cols, candidate, is_negative))
+                record(chunk, *_counted_ranks(distances, chunk.rows, chunk.cols, candidate, reach, is_negative))
         for chunk, future in sorted_chunks:
             ranks, slot = future.result()
             record(chunk, ranks.to(device), slot.to(device))

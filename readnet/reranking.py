@@ -196,21 +196,16 @@ def _expanded_neighbours(nearest: Tensor, k1: int) -> tuple[Tensor, Tensor]:
     near = nearest[:, :min(round(k1 / 2), size - 1) + 1]
     in_r = _reciprocal(nearest)  # R(p, k1) as a mask over N(p, k1)
     in_half = _reciprocal(near)  # R(q, k1/2) as a mask over N(q, k1/2)
-    keys = []
-    step = max(1, _BLOCK_ELEMENTS // size)
-    for start in range(0, size, step):
-        forward, reciprocal = nearest[start:start + step], in_r[start:start + step]
-        rows = torch.arange(forward.shape[0], device=device)[:, None]
-        member = torch.zeros(forward.shape[0], size, dtype=torch.bool, device=device)
-        member[rows.expand_as(forward)[reciprocal], forward[reciprocal]] = True
-        # For each q in R(p, k1): how much of R(q, k1/2) lies in R(p, k1).
-        candidates, valid = near[forward], in_half[forward] & reciprocal[..., None]
-        inside = member[rows[..., None], candidates] & valid
-        accepted = 3 * inside.sum(-1) > 2 * valid.sum(-1)
-        items = torch.cat([forward, candidates.flatten(1)], 1)
-        keep = torch.cat([reciprocal, (valid & accepted[..., None]).flatten(1)], 1)
-        keys.append(((rows + start) * size + items)[keep])
-    keys = torch.unique(torch.cat(keys))
+    image = torch.arange(size, device=device)[:, None]
+    members = (image * size + nearest)[in_r].sort().values  # R(p, k1) as sorted (p, member) keys
+    # For each q in N(p, k1): the members of R(q, k1/2), and which of them lie in R(p, k1).
+    candidates, valid = near[nearest], in_half[nearest]
+    keys = image[..., None] * size + candidates
+    inside = (members[torch.searchsorted(members, keys).clamp_(max=members.numel() - 1)] == keys) & valid
+    accepted = in_r & (3 * torch.count_nonzero(inside, dim=-1) > 2 * in_half.sum(1)[nearest])
+    items = torch.cat([nearest, candidates.flatten(1)], 1)
+    keep = torch.cat([in_r, (valid & accepted[..., None]).flatten(1)], 1)
+    keys = torch.unique((image * size + items)[keep])
     return keys // size, keys % size
 
 

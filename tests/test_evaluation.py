@@ -171,6 +171,7 @@ def test_each_chunk_takes_the_cheaper_path_on_two_threads(monkeypatch):
     torch.set_num_threads(2)
     try:
         got = E.evaluate(distmat, *labels, chunk_size=8)
+        assert torch.get_num_threads() == 2  # torch ran on one thread while the pool sorted, then restored
     finally:
         torch.set_num_threads(threads)
     assert calls == {"_counted_ranks": 5, "_sorted_ranks_numpy": 5}

@@ -73,10 +73,12 @@ def test_training_modules_never_import_the_notebook_side():
 def test_imports_have_no_cycles():
     graph = _modules()
     state: dict[str, str] = {}
+    cycles: list[str] = []
 
     def visit(name: str, path: list[str]) -> None:
         if state.get(name) == "open":
-            raise AssertionError("import cycle: " + " -> ".join(path[path.index(name):] + [name]))
+            cycles.append(" -> ".join(path[path.index(name):] + [name]))
+            return
         if state.get(name) == "done":
             return
         state[name] = "open"
@@ -86,6 +88,7 @@ def test_imports_have_no_cycles():
 
     for name in graph:
         visit(name, [])
+    assert cycles == []
 
 
 def test_no_module_is_over_about_600_lines():

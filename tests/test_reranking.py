@@ -1,8 +1,8 @@
 """readnet.reranking against k-reciprocal re-ranking written from Zhong et al. 2017's equations
 (float64, plain sets and loops), against torchreid's re_ranking where torchreid is installed, and
 the TrainConfig.rerank switch of the Market-rule evaluation."""
-import importlib.util
 import pathlib
+import sys
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -14,6 +14,9 @@ from readnet import evaluation, inference
 from readnet.config import TrainConfig, validate
 from readnet.distances import chunked_pairwise_distance
 from readnet.reranking import re_rank
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+from rerank_speed import torchreid_re_ranking  # noqa: E402 - the benchmark's loader, one copy
 
 
 def reference_re_rank(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):
@@ -47,21 +50,6 @@ def reference_re_rank(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):
     jaccard = np.array([[1 - np.minimum(V[p], V[g]).sum() / np.maximum(V[p], V[g]).sum()  # eq. 10
                          for g in range(num_query, n)] for p in range(num_query)])
     return (1 - lambda_value) * jaccard + lambda_value * d[:num_query, num_query:]  # eq. 12
-
-
-def torchreid_re_ranking():
-    """torchreid's numpy re_ranking, loaded from its file (its package imports cv2 and more), or None."""
-    spec = importlib.util.find_spec("torchreid")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for relative in ("reid/utils/rerank.py", "utils/rerank.py"):
-        path = pathlib.Path(spec.submodule_search_locations[0], relative)
-        if path.exists():
-            module_spec = importlib.util.spec_from_file_location("torchreid_rerank", path)
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-            return module.re_ranking
-    return None
 
 
 def distances(rng, num_query, num_gallery, dim=16, ids=6, dtype=np.float32):

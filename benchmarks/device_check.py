@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from _results import machine_description, record
+from train_throughput import Pipeline, synchronize
 from readnet import batches, inference, presets, runs, train
 from readnet.config import TrainConfig
 from readnet.engine import LossLog, build_engine, discriminator_step, extractor_step, iterate_batches, train_step
@@ -68,11 +69,6 @@ SCALES = {
 
 def write_json(path: pathlib.Path, value: dict) -> None:
     runs.write_json(path, value)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def base_config(preset: str, data_root: pathlib.Path, scale: Scale, **overrides) -> TrainConfig:
@@ -201,59 +197,16 @@ def stage_smoke(args, scale: Scale) -> dict:
     return result
 
 
-class Timed:
-    """A train_throughput-style pipeline: one engine stepped as the loop steps it, timed in blocks."""
-
-    def __init__(self, config: TrainConfig, dataset):
-        started = time.perf_counter()
-        self.engine = build_engine(config, dataset)
-        self.setup_seconds = time.perf_counter() - started
-        self.config, self.dataset, self.iteration = config, dataset, 0
-        self.log = LossLog({"sums": {}, "counts": {}})
-        self.batches = self._endless()
-
-    def _endless(self):
-        epoch = 0
-        while True:
-            yield from iterate_batches(self.engine, self.dataset, epoch)
-            epoch += 1
-
-    def step(self, kind: str = "train") -> None:
-        batch = next(self.batches)
-        if kind == "train":
-            values = train_step(self.engine, batch, self.iteration)
-        elif kind == "discriminator":
-            values = discriminator_step(self.engine, batch, self.iteration)
-        else:
-            values = extractor_step(self.engine, batch, self.iteration)
-        self.log.add(values, self.iteration)
-        self.iteration += 1
-        if self.iteration % self.config.log_every == 0:
-            self.log.flush()
-
-    def time(self, steps: int, kind: str = "train") -> float:
-        """Seconds per step over `steps` steps (losses read back every log_every steps, as training does)."""
-        synchronize(self.engine.device)
-        started = time.perf_counter()
-        for _ in range(steps):
-            self.step(kind)
-        bad = self.log.flush()
-        synchronize(self.engine.device)
-        if bad is not None:
-            raise RuntimeError(f"non-finite loss {bad}")
-        return (time.perf_counter() - started) / steps
-
-
 def _images_per_second(config: TrainConfig, seconds: float) -> float:
     return round(config.p * config.k / seconds, 1)
 
 
-def _profile(pipeline: Timed, steps: int, path: pathlib.Path) -> dict:
+def _profile(pipeline: Pipeline, steps: int, path: pathlib.Path) -> dict:
     activities = [torch.profiler.ProfilerActivity.CPU]
     if pipeline.engine.device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) as profiler:
-        pipeline.time(steps)
+        pipeline.run(steps, timed=False)
     averages = profiler.key_averages()
     tables = {"cpu": averages.table(sort_by="cpu_time_total", row_limit=15)}
     if pipeline.engine.device.type == "cuda":
@@ -281,35 +234,35 @@ def stage_throughput(args, scale: Scale) -> dict:
         print(f"throughput {name}: {json.dumps(result[name], default=str)[:600]}", flush=True)
         write_json(path, result)
 
-    def timed(pipeline: Timed, steps: int, kind: str = "train") -> dict:
-        seconds = pipeline.time(steps, kind)
+    def timed(pipeline: Pipeline, steps: int, step=train_step) -> dict:
+        seconds = pipeline.run(steps, timed=True, step=step)
         return {"seconds_per_step": seconds, "images_per_second": _images_per_second(pipeline.config, seconds),
                 "setup_seconds": round(pipeline.setup_seconds, 2), "steps": steps}
 
     def conventional() -> dict:
-        pipeline = Timed(replace(config, fast_path=False, amp=False), dataset)
-        pipeline.time(max(1, scale.warmup // 4))
+        pipeline = Pipeline(replace(config, fast_path=False, amp=False), dataset)
+        pipeline.run(max(1, scale.warmup // 4), timed=False)
         return {**timed(pipeline, scale.conventional_steps), "parts": f"DataLoader {config.num_workers} workers, PIL, fp32"}
 
     def eager() -> dict:
-        pipeline = Timed(config, dataset)
-        pipeline.time(scale.warmup)
+        pipeline = Pipeline(config, dataset)
+        pipeline.run(scale.warmup, timed=False)
         out = {**timed(pipeline, scale.steps), "amp": str(pipeline.engine.amp_dtype)}
         out["profile"] = _profile(pipeline, min(10, scale.steps), pathlib.Path(args.work) / "profile_eager.txt")
         return out
 
     def acn() -> dict:
-        pipeline = Timed(base_config("acn", dataset_root(args, scale.size), scale), dataset)
-        pipeline.time(scale.warmup)
-        return {"discriminator_step": timed(pipeline, scale.steps // 2, "discriminator"),
-                "extractor_step": timed(pipeline, scale.steps // 2, "extractor")}
+        pipeline = Pipeline(base_config("acn", dataset_root(args, scale.size), scale), dataset)
+        pipeline.run(scale.warmup, timed=False)
+        return {"discriminator_step": timed(pipeline, scale.steps // 2, discriminator_step),
+                "extractor_step": timed(pipeline, scale.steps // 2, extractor_step)}
 
     def compiled(cuda_graphs: bool) -> dict:
         started = time.perf_counter()
-        pipeline = Timed(replace(config, compile=True, cuda_graphs=cuda_graphs), dataset)
-        pipeline.time(3)
+        pipeline = Pipeline(replace(config, compile=True, cuda_graphs=cuda_graphs), dataset)
+        pipeline.run(3, timed=False)
         compile_seconds = time.perf_counter() - started - pipeline.setup_seconds
-        pipeline.time(scale.warmup)
+        pipeline.run(scale.warmup, timed=False)
         return {**timed(pipeline, scale.steps), "compile_seconds": round(compile_seconds, 1),
                 "mode": "reduce-overhead (CUDA graphs)" if cuda_graphs else "default"}
 
@@ -417,15 +370,15 @@ def stage_share_worker(args, scale: Scale) -> dict:
     others, then time the same number of steps."""
     config = base_config("basel", dataset_root(args, scale.size), scale, seed=args.rank)
     dataset = train.load_dataset(config)
-    pipeline = Timed(config, dataset)
-    pipeline.time(scale.warmup)
+    pipeline = Pipeline(config, dataset)
+    pipeline.run(scale.warmup, timed=False)
     ready = pathlib.Path(args.work) / f"share-ready-{args.rank}"
     ready.touch()
     deadline = time.time() + 60
     while len(list(pathlib.Path(args.work).glob("share-ready-*"))) < args.processes and time.time() < deadline:
         time.sleep(0.05)
     started = time.time()
-    seconds = pipeline.time(scale.share_steps)
+    seconds = pipeline.run(scale.share_steps, timed=False)
     return {"rank": args.rank, "started": started, "ended": time.time(), "seconds_per_step": seconds,
             "images_per_second": _images_per_second(config, seconds)}
 

@@ -61,12 +61,13 @@ class Pipeline:
         self.batches = endless_batches(self.engine, dataset)
         self.iteration, self.seconds, self.timed = 0, 0.0, 0
 
-    def run(self, steps: int, timed: bool) -> None:
-        """`steps` training steps (batch loading included); added to the timing when `timed`."""
+    def run(self, steps: int, timed: bool, step=train_step) -> float:
+        """`steps` steps of `step` (train_step, or one of Algorithm 1's D or F steps), batch loading
+        included; added to the timing when `timed`. Returns the seconds per step."""
         synchronize(self.engine.device)
         started = time.perf_counter()
         for _ in range(steps):
-            self.log.add(train_step(self.engine, next(self.batches), self.iteration), self.iteration)
+            self.log.add(step(self.engine, next(self.batches), self.iteration), self.iteration)
             self.iteration += 1
             if self.iteration % self.config.log_every == 0:
                 self.log.flush()
@@ -74,9 +75,11 @@ class Pipeline:
         synchronize(self.engine.device)
         if bad is not None:
             raise RuntimeError(f"non-finite loss {bad} while benchmarking")
+        seconds = time.perf_counter() - started
         if timed:
-            self.seconds += time.perf_counter() - started
+            self.seconds += seconds
             self.timed += steps
+        return seconds / steps
 
     def result(self) -> dict:
         engine, config = self.engine, self.config

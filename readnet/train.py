@@ -33,6 +33,7 @@ from readnet.engine import (Engine, LossLog, MetricLoss, Miner, NonFiniteLossErr
                             set_learning_rates, train_step)
 from readnet.inference import evaluate_model
 from readnet.presets import resolve
+from readnet.step_graph import StepGraphs, plain_learning_rates
 
 
 def load_dataset(config: TrainConfig) -> reid_data.ReIDDataset:
@@ -59,8 +60,8 @@ def _checkpoint_payload(engine: Engine, state: dict) -> dict:
         "model": engine.model.state_dict(),
         "discriminator": engine.discriminator.state_dict() if engine.discriminator is not None else {},
         "center": engine.center.state_dict() if engine.center is not None else {},
-        "optimizers": {name: opt.state_dict() for name, opt in engine.optimizers.items()},
-        "schedulers": {name: sched.state_dict() for name, sched in engine.schedulers.items()},
+        "optimizers": {name: plain_learning_rates(opt.state_dict()) for name, opt in engine.optimizers.items()},
+        "schedulers": {name: plain_learning_rates(sched.state_dict()) for name, sched in engine.schedulers.items()},
         "rng": runs.capture_rng({"augment": engine.generator}),
     }
 
@@ -125,7 +126,7 @@ def _iteration_limit(config: TrainConfig, per_epoch: int) -> int:
 def _epoch_record(engine: Engine, state: dict, seconds: float) -> dict:
     """The finished epoch's record; under DDP the losses are the mean over the ranks (on rank 0)."""
     record = {"epoch": state["epoch"], "iteration": state["iteration"], "seconds": round(seconds, 3),
-              "lr": engine.optimizers["extractor"].param_groups[0]["lr"]}
+              "lr": float(engine.optimizers["extractor"].param_groups[0]["lr"])}
     means = {f"loss/{name}": state["sums"][name] / state["counts"][name] for name in sorted(state["sums"])}
     per_rank = distributed.gather_metrics(means)
     record.update(distributed.mean_metrics(per_rank) if per_rank is not None else means)
@@ -163,13 +164,14 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
     bar = tqdm(total=math.ceil(limit / per_epoch), initial=state["epoch"], desc="epochs", unit="epoch",
                disable=not (config.progress and main))
     log = LossLog(state)
+    step = StepGraphs(engine) if config.cuda_graph_step else train_step
     try:
         while state["iteration"] < limit:
             started = state["epoch_started"] = time.perf_counter()
             start = state["iteration_in_epoch"]
             engine.model.train()
             for batch in iterate_batches(engine, dataset, state["epoch"], start, start + limit - state["iteration"]):
-                log.add(train_step(engine, batch, state["iteration"]), state["iteration"])
+                log.add(step(engine, batch, state["iteration"]), state["iteration"])
                 state["iteration"] += 1
                 state["iteration_in_epoch"] += 1
                 if config.schedule_unit == "iteration":

@@ -120,11 +120,14 @@ class StepGraphs:
     def _tensor_learning_rates(self) -> list[tuple[dict, torch.Tensor]]:
         """Every Adam group's lr as a device tensor (capturable=True), which the captured update reads."""
         held = []
+        # float32 for CUDA's fused Adam; on a CPU (EagerReplay) Adam reads the lr back as a Python float,
+        # and float64 keeps it the schedule's exact value, so replayed steps equal eager ones bit for bit
+        dtype = torch.float32 if self.engine.device.type == "cuda" else torch.float64
         for optimizer in self.engine.optimizers.values():
             if not isinstance(optimizer, torch.optim.Adam):
                 continue  # the centres' SGD: a constant lr, fine to freeze into the graph
             for group in optimizer.param_groups:
-                group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=self.engine.device)
+                group["lr"] = torch.tensor(float(group["lr"]), dtype=dtype, device=self.engine.device)
                 group["capturable"] = self.engine.device.type == "cuda"
                 held.append((group, group["lr"]))
         return held

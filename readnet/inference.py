@@ -1,5 +1,5 @@
 """Inference: test features of a split (one extraction, from the DataLoader or the device cache) and
-one model evaluation with the dataset's protocol, returning mAP and the whole CMC curve (percent)."""
+one model evaluation with the dataset's protocol, returning mAP, mINP and the whole CMC curve (percent)."""
 from __future__ import annotations
 
 import typing
@@ -85,8 +85,8 @@ def extract_features(model: nn.Module, records: list, config: TrainConfig, cache
     return torch.cat(features), pids, camids
 
 
-def _percent(cmc: np.ndarray, mAP: float) -> dict:
-    out = {"mAP": 100.0 * float(mAP)}
+def _percent(cmc: np.ndarray, mAP: float, mINP: float) -> dict:
+    out = {"mAP": 100.0 * float(mAP), "mINP": 100.0 * float(mINP)}
     out.update({f"rank{r}": 100.0 * float(cmc[r - 1]) for r in RANKS if r <= len(cmc)})
     out["cmc"] = [round(100.0 * float(value), 6) for value in cmc]
     return out
@@ -95,8 +95,8 @@ def _percent(cmc: np.ndarray, mAP: float) -> dict:
 def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: TrainConfig,
                    sysu_settings: tuple[str, ...] = tuple(evaluation.SYSU_SETTINGS),
                    caches: dict | None = None) -> dict:
-    """mAP, rank-r and the CMC curve (percent) with the dataset's protocol: Market rule (Market/Duke/
-    CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
+    """mAP, mINP, rank-r and the CMC curve (percent) with the dataset's protocol: Market rule (Market/
+    Duke/CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
     setting, named as in evaluation.SYSU_SETTINGS) or RegDB (both directions). The headline numbers
     are the first of `sysu_settings` (SYSU) or visible_to_thermal (RegDB). `config.rerank` re-ranks
     the Market-rule distances first. On the fast path the features, distances and ranking stay on
@@ -111,15 +111,17 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
             mode, shots = evaluation.SYSU_SETTINGS[name]
             result = evaluation.evaluate_sysu_mm01(query, q_pids, q_camids, gallery, g_pids, g_camids, mode=mode,
                                                    shots=shots, trials=config.eval_trials, metric=metric)
-            settings[name] = _percent(result.cmc_mean, result.mAP_mean)
+            settings[name] = _percent(result.cmc_mean, result.mAP_mean, result.mINP_mean)
         return {**settings[sysu_settings[0]], "settings": settings}
     if dataset.protocol == "regdb":
-        settings = {direction: _percent(*evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric))
-                    for direction in evaluation.REGDB_DIRECTIONS}
+        settings = {}
+        for direction in evaluation.REGDB_DIRECTIONS:
+            result = evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric)
+            settings[direction] = _percent(result.cmc, result.mAP, result.mINP)
         return {**settings["visible_to_thermal"], "settings": settings}
     distmat = chunked_pairwise_distance(query, gallery, metric)
     if config.rerank:  # k-reciprocal re-ranking [35] with the paper's k1, k2, lambda
         distmat = evaluation.re_rank(distmat, chunked_pairwise_distance(query, query, metric),
                                      chunked_pairwise_distance(gallery, gallery, metric))
-    cmc, mAP = evaluation.evaluate(distmat, q_pids, g_pids, q_camids, g_camids)
-    return _percent(cmc, mAP)
+    result = evaluation.retrieval_metrics(distmat, q_pids, g_pids, q_camids, g_camids)
+    return _percent(result.cmc, result.mAP, result.mINP)

@@ -212,7 +212,7 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
                      **evaluate_model(engine.model, dataset, config, caches=engine.eval_caches)}
             runs.write_json(run_dir / runs.FINAL_METRICS_FILE, final)
             if writer is not None:
-                for key in ("mAP", "rank1"):
+                for key in ("mAP", "mINP", "rank1"):
                     writer.add_scalar(f"final/{key}", final[key], state["iteration"])
         distributed.barrier()
     finally:

@@ -227,13 +227,15 @@ def run_record(run_dir: pathlib.Path, preset: str, data: explore.DataChoice) -> 
 
 
 def metrics_table(run_dir: pathlib.Path, preset: str, data: explore.DataChoice) -> pd.DataFrame:
-    """One row: the run's final mAP and CMC points (percent) with what it trained on."""
+    """One row: the run's final mAP, mINP and CMC points (percent) with what it trained on. A SYSU-MM01
+    run's rank headers name its CMC convention, since rank-5/10/20 differ between the two."""
     run = runs.load_run(run_dir)
     final = run.final_metrics
-    ranks = {key: final[key] for key in ("rank1", "rank5", "rank10", "rank20") if key in final}
+    convention = f" ({final['cmc_convention']} CMC)" if "cmc_convention" in final else ""
+    ranks = {key + convention: final[key] for key in ("rank1", "rank5", "rank10", "rank20") if key in final}
     return pd.DataFrame([{"run": pathlib.Path(run_dir).name, "method": preset, "margin": run.config["margin"],
                           "dataset": run.config["dataset"], "data": data.label, "iterations": final["iteration"],
-                          "mAP": final["mAP"], **ranks}])
+                          "mAP": final["mAP"], "mINP": final.get("mINP"), **ranks}])
 
 
 def example_rankings(features: explore.RunFeatures, count: int, k: int) -> list[explore.Ranking]:

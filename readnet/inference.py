@@ -98,8 +98,9 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
     """mAP, mINP, rank-r and the CMC curve (percent) with the dataset's protocol: Market rule (Market/
     Duke/CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
     setting, named as in evaluation.SYSU_SETTINGS) or RegDB (both directions). The headline numbers
-    are the first of `sysu_settings` (SYSU) or visible_to_thermal (RegDB). `config.rerank` re-ranks
-    the Market-rule distances first. On the fast path the features, distances and ranking stay on
+    are the first of `sysu_settings` (SYSU) or visible_to_thermal (RegDB). SYSU-MM01 results name
+    their CMC convention (`cmc_convention`), as rank-5/10/20 differ between the two.
+    `config.rerank` re-ranks the Market-rule distances first. On the fast path the features, distances and ranking stay on
     the model's device (`caches` keeps the decoded test images for later evaluations)."""
     caches = {} if caches is None else caches
     query, q_pids, q_camids = extract_features(model, dataset.query, config, caches, "query")
@@ -112,7 +113,8 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
             result = evaluation.evaluate_sysu_mm01(query, q_pids, q_camids, gallery, g_pids, g_camids, mode=mode,
                                                    shots=shots, trials=config.eval_trials, metric=metric)
             settings[name] = _percent(result.cmc_mean, result.mAP_mean, result.mINP_mean)
-        return {**settings[sysu_settings[0]], "settings": settings}
+        # Every setting takes evaluate_sysu_mm01's default convention; the record names it.
+        return {**settings[sysu_settings[0]], "cmc_convention": result.cmc_convention, "settings": settings}
     if dataset.protocol == "regdb":
         settings = {}
         for direction in evaluation.REGDB_DIRECTIONS:

@@ -1,5 +1,5 @@
-"""readnet.inference.evaluate_model: each protocol's metrics dict carries mINP beside mAP and the CMC
-(features stubbed, so no model runs)."""
+"""readnet.inference.evaluate_model: each protocol's metrics dict carries mINP beside mAP and the CMC,
+and SYSU-MM01's names its CMC convention (features stubbed, so no model runs)."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -34,16 +34,19 @@ def test_market_rule_reports_minp(monkeypatch):
                                             query[1], gallery[1], query[2], gallery[2])
     assert metrics["mINP"] == pytest.approx(100 * expected.mINP)
     assert metrics["mAP"] == pytest.approx(100 * expected.mAP)
+    assert "cmc_convention" not in metrics  # one convention under the Market rule
 
 
-def test_sysu_mm01_reports_minp(monkeypatch):
+def test_sysu_mm01_names_its_cmc_convention_and_reports_minp(monkeypatch):
     rng = np.random.default_rng(1)
     query = labelled(rng, np.repeat([1, 2, 3], 2), np.tile([2, 5], 3))
     gallery = labelled(rng, np.repeat([1, 2, 3], 4), np.tile([0, 1, 3, 4], 3))
     stub_features(monkeypatch, query, gallery)
     config = TrainConfig(method="expat_cross_modal", dataset="sysu_mm01", eval_trials=2)
     metrics = inference.evaluate_model(None, SimpleNamespace(query=None, gallery=None, protocol="sysu_mm01"), config)
+    assert metrics["cmc_convention"] == "standard"
     result = evaluation.evaluate_sysu_mm01(*query, *gallery, trials=2, metric=config.eval_metric)
+    assert result.cmc_convention == metrics["cmc_convention"]
     assert metrics["mINP"] == pytest.approx(100 * result.mINP_mean)
     assert all(0 < setting["mINP"] <= 100 for setting in metrics["settings"].values())
 

@@ -53,6 +53,7 @@ SYSU_SHARED_LOCATION = (2, 1)
 
 # k-reciprocal re-ranking (Zhong et al. 2017, ReadNet's [35]) of query x gallery distances: readnet.reranking.
 re_rank = reranking.re_rank
+RERANKING = "k-reciprocal re-ranking"  # how tables and figures name results on re-ranked distances
 
 
 def _as_tensor(values, name: str, device: torch.device | None = None) -> Tensor:

@@ -100,8 +100,9 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
     setting, named as in evaluation.SYSU_SETTINGS) or RegDB (both directions). The headline numbers
     are the first of `sysu_settings` (SYSU) or visible_to_thermal (RegDB). SYSU-MM01 results name
     their CMC convention (`cmc_convention`), as rank-5/10/20 differ between the two.
-    `config.rerank` re-ranks the Market-rule distances first. On the fast path the features, distances and ranking stay on
-    the model's device (`caches` keeps the decoded test images for later evaluations)."""
+    `config.rerank` re-ranks the Market-rule distances first (`ranking_distances`). On the fast path
+    the features, distances and ranking stay on the model's device (`caches` keeps the decoded test
+    images for later evaluations)."""
     caches = {} if caches is None else caches
     query, q_pids, q_camids = extract_features(model, dataset.query, config, caches, "query")
     gallery, g_pids, g_camids = extract_features(model, dataset.gallery, config, caches, "gallery")
@@ -121,9 +122,17 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
             result = evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric)
             settings[direction] = _percent(result.cmc, result.mAP, result.mINP)
         return {**settings["visible_to_thermal"], "settings": settings}
+    result = evaluation.retrieval_metrics(ranking_distances(query, gallery, metric, config.rerank),
+                                          q_pids, g_pids, q_camids, g_camids)
+    return _percent(result.cmc, result.mAP, result.mINP)
+
+
+def ranking_distances(query: torch.Tensor, gallery: torch.Tensor, metric: str, rerank: bool = False) -> torch.Tensor:
+    """Query x gallery distances of the Market rule's ranking; `rerank`: k-reciprocal re-ranking
+    (Zhong et al. 2017, ReadNet's [35]) with the paper's k1, k2 and lambda, which needs the
+    query x query and gallery x gallery distances too."""
     distmat = chunked_pairwise_distance(query, gallery, metric)
-    if config.rerank:  # k-reciprocal re-ranking [35] with the paper's k1, k2, lambda
+    if rerank:
         distmat = evaluation.re_rank(distmat, chunked_pairwise_distance(query, query, metric),
                                      chunked_pairwise_distance(gallery, gallery, metric))
-    result = evaluation.retrieval_metrics(distmat, q_pids, g_pids, q_camids, g_camids)
-    return _percent(result.cmc, result.mAP, result.mINP)
+    return distmat

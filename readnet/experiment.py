@@ -183,13 +183,14 @@ class Experiment:
 
     def save_against_paper(self, run_dirs: typing.Sequence[pathlib.Path], table: str, stem: str, title: str,
                            with_margin: bool = False) -> pd.DataFrame:
-        """Finished runs beside a published table (readnet.published), saved as CSV, Markdown and a figure."""
-        source = self.data_source(run_dirs)
+        """Finished runs beside a published table (readnet.published), saved as CSV, Markdown and a figure;
+        the ours column names re-ranking when the runs used it."""
+        source, reranked = self.data_source(run_dirs), explore.reranked(run_dirs)
         frame = published.side_by_side(explore.results_frame(run_dirs, with_margin=with_margin), table=table,
-                                       data_source=source)
+                                       data_source=source, reranked=reranked)
+        ours = published.ours_column(source, reranked=reranked)
         plots.save_table(frame, stem, self.output)
-        plots.save_figure(plots.side_by_side_figure(frame, title=f"{title}: paper vs {published.ours_column(source)}"),
-                          stem, self.output)
+        plots.save_figure(plots.side_by_side_figure(frame, title=f"{title}: paper vs {ours}"), stem, self.output)
         return frame
 
     def runs_to_compare(self, dataset: str, methods: tuple[str, str] = ("basel", "atl")) -> list[pathlib.Path]:

@@ -463,10 +463,11 @@ def side_by_side_figure(table, title: str = "") -> Figure:
     return table_figure(wide.reset_index(), title=title or f"{table['table'].iloc[0]}: paper vs {', '.join(ours)}")
 
 
-def margin_sweep_figure(results, title: str = "Margin ablation") -> Figure:
+def margin_sweep_figure(results, title: str = "Margin ablation", reranked: bool = False) -> Figure:
     """mAP and rank-1 (percent) against the margin, one line per method and dataset (Table 5's sweep).
 
-    `results` is tidy: method, margin, dataset, metric, value (readnet.explore.results_frame).
+    `results` is tidy: method, margin, dataset, metric, value (readnet.explore.results_frame);
+    `reranked` (readnet.explore.reranked) names re-ranking in the title.
     """
     metrics = list(dict.fromkeys(results["metric"]))
     fig = Figure(figsize=(4.6 * len(metrics), 3.6), layout="constrained")
@@ -481,7 +482,7 @@ def margin_sweep_figure(results, title: str = "Margin ablation") -> Figure:
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(metric)
         ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(f"{title} ({evaluation.RERANKING})" if reranked else title)
     return fig
 
 

@@ -2,7 +2,8 @@
 
 ReadNet §4.1 reports rank-1 CMC and mAP under the Market-1501 rule (also used for
 DukeMTMC-reID and CUHK03-new); expAT §4 reports SYSU-MM01 (all/indoor search,
-single/multi-shot, 10 trials) and RegDB (10 trials, both directions).
+single/multi-shot, 10 trials) and RegDB (10 trials, both directions). Every protocol also gives
+mINP (Ye et al. 2021, AGW's metric), which scores the hardest match of each query.
 
 Ranking semantics, shared by every function here: a query's gallery is ordered by
 ascending distance, and equal distances keep gallery order (the order of a stable
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from readnet.distances import chunked_pairwise_distance, pairwise_distance
 from readnet.precision import float32
-from readnet.ranking import DropRule, query_statistics
+from readnet.ranking import DropRule, QueryStatistics, query_statistics
 from readnet import reranking
 
 CMC_CONVENTIONS = ("standard", "official")
@@ -52,6 +53,7 @@ SYSU_SHARED_LOCATION = (2, 1)
 
 # k-reciprocal re-ranking (Zhong et al. 2017, ReadNet's [35]) of query x gallery distances: readnet.reranking.
 re_rank = reranking.re_rank
+RERANKING = "k-reciprocal re-ranking"  # how tables and figures name results on re-ranked distances
 
 
 def _as_tensor(values, name: str, device: torch.device | None = None) -> Tensor:
@@ -92,10 +94,30 @@ def _check_distmat(distmat) -> Tensor:
     return distmat.contiguous()
 
 
+@dataclass(frozen=True)
+class RetrievalMetrics:
+    """One evaluation's CMC curve, mAP and mINP, as fractions, over the valid queries.
+
+    mINP (Ye et al. 2021): the mean of INP = |G_i| / R_i^hard, a query's matches over the 1-based
+    rank of its hardest (last-ranked) match among the items it keeps; 1 when every match leads.
+    """
+
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+
+
 def _cmc_from_first_ranks(first_rank: Tensor, valid: Tensor, length: int) -> np.ndarray:
     """Fraction of valid queries whose first match is within rank r, r = 1..length."""
     hits = torch.bincount(first_rank[valid].clamp(max=length), minlength=length + 1)[:length]
     return (hits.cumsum(0).double() / int(valid.sum())).cpu().numpy()
+
+
+def _metrics(statistics: QueryStatistics, first_rank: Tensor, length: int) -> RetrievalMetrics:
+    valid = statistics.valid
+    return RetrievalMetrics(_cmc_from_first_ranks(first_rank, valid, length),
+                            float(statistics.average_precision[valid].mean()),
+                            float(statistics.inverse_negative_penalty[valid].mean()))
 
 
 def _require_valid(valid: Tensor, rule: str) -> None:
@@ -119,18 +141,19 @@ def _checked_inputs(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int) 
     return distmat, *(_as_labels(values, name, length, distmat.device) for name, (values, length) in labels.items())
 
 
-def evaluate(
+def retrieval_metrics(
     distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, chunk_size: int | None = None
-) -> tuple[np.ndarray, float]:
-    """CMC curve and mAP under the Market-1501 rule (also DukeMTMC-reID and CUHK03-new).
+) -> RetrievalMetrics:
+    """CMC curve, mAP and mINP under the Market-1501 rule (also DukeMTMC-reID and CUHK03-new).
 
     For each query, gallery items with its pid *and* its camera are dropped; a query with no
     match left is skipped (an error if none is left). AP is the mean of the precision at each
-    hit; the CMC is the fraction of queries with a hit within rank r. Numpy arrays or torch
-    tensors; the work runs on distmat's device, over chunks of `chunk_size` queries, each
-    ranked without sorting or by sorting its rows, whichever is cheaper (readnet.ranking).
-    Same numbers as the classic per-query loop (torchreid's eval_market1501; 1e-12 against a
-    float64 loop), with equal distances ranked in gallery order (module docstring).
+    hit; the CMC is the fraction of queries with a hit within rank r; mINP as RetrievalMetrics
+    says. Numpy arrays or torch tensors; the work runs on distmat's device, over chunks of
+    `chunk_size` queries, each ranked without sorting or by sorting its rows, whichever is
+    cheaper (readnet.ranking). Same numbers as the classic per-query loop (torchreid's
+    eval_market1501; 1e-12 against a float64 loop), with equal distances ranked in gallery
+    order (module docstring).
 
     The CMC has min(max_rank, num_gallery) entries, the classic cut for small galleries; at a
     rank past a query's kept items its match has been found, so the curve stays at 1 there
@@ -143,11 +166,18 @@ def evaluate(
         return (q_pids[q_index] == g_pids[g_index]) & (q_camids[q_index] == g_camids[g_index])
 
     with torch.no_grad():
-        first_rank, average_precision, valid = query_statistics(
+        statistics = query_statistics(
             distmat, q_pids, g_pids, DropRule(same_id_same_camera, only_same_id=True), chunk_size)
-    _require_valid(valid, "same-id same-camera gallery items are dropped")
-    cmc = _cmc_from_first_ranks(first_rank, valid, min(max_rank, distmat.shape[1]))
-    return cmc, float(average_precision[valid].mean())
+    _require_valid(statistics.valid, "same-id same-camera gallery items are dropped")
+    return _metrics(statistics, statistics.first_rank, min(max_rank, distmat.shape[1]))
+
+
+def evaluate(
+    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, chunk_size: int | None = None
+) -> tuple[np.ndarray, float]:
+    """(CMC curve, mAP) under the Market-1501 rule: :func:`retrieval_metrics` without mINP."""
+    metrics = retrieval_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, chunk_size)
+    return metrics.cmc, metrics.mAP
 
 
 def _official_first_ranks(distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: DropRule | None) -> Tensor:
@@ -173,7 +203,7 @@ def _official_first_ranks(distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule:
 
 @dataclass(frozen=True)
 class TrialResults:
-    """Per-trial CMC [trials, ranks] and mAP [trials], with the mean and the spread over trials.
+    """Per-trial CMC [trials, ranks], mAP and mINP [trials], with the mean and the spread over trials.
 
     `std` is the sample standard deviation (ddof=1; 0 for a single trial).
     `cmc_convention` names the CMC used: "standard" or "official" (repeated ids removed).
@@ -181,6 +211,7 @@ class TrialResults:
 
     cmc: np.ndarray
     mAP: np.ndarray
+    mINP: np.ndarray
     cmc_convention: str
     seeds: tuple[int, ...] = ()
 
@@ -200,54 +231,68 @@ class TrialResults:
     def mAP_std(self) -> float:
         return float(self.mAP.std(ddof=1)) if len(self.mAP) > 1 else 0.0
 
+    @property
+    def mINP_mean(self) -> float:
+        return float(self.mINP.mean())
+
+    @property
+    def mINP_std(self) -> float:
+        return float(self.mINP.std(ddof=1)) if len(self.mINP) > 1 else 0.0
+
     def summary(self, ranks: Sequence[int] = (1, 5, 10, 20)) -> dict[str, float | str | int]:
-        """Flat dict of mean/std of rank-r CMC (for r within the curve) and mAP."""
+        """Flat dict of mean/std of rank-r CMC (for r within the curve), mAP and mINP."""
         out: dict[str, float | str | int] = {"cmc_convention": self.cmc_convention, "trials": len(self.mAP)}
         for r in ranks:
             if r <= self.cmc.shape[1]:
                 out[f"rank{r}"], out[f"rank{r}_std"] = float(self.cmc_mean[r - 1]), float(self.cmc_std[r - 1])
         out["mAP"], out["mAP_std"] = self.mAP_mean, self.mAP_std
+        out["mINP"], out["mINP_std"] = self.mINP_mean, self.mINP_std
         return out
 
 
 def aggregate_trials(
-    results: Sequence[tuple[np.ndarray, float]], cmc_convention: str = "standard", seeds: Sequence[int] = ()
+    results: Sequence[RetrievalMetrics], cmc_convention: str = "standard", seeds: Sequence[int] = ()
 ) -> TrialResults:
-    """Stack per-trial (cmc, mAP) pairs, e.g. RegDB's 10 trials, into a TrialResults."""
+    """Stack per-trial RetrievalMetrics, e.g. RegDB's 10 trials, into a TrialResults."""
     if not results:
-        raise ValueError("results is empty: pass one (cmc, mAP) pair per trial")
+        raise ValueError("results is empty: pass one RetrievalMetrics per trial")
+    if not all(isinstance(result, RetrievalMetrics) for result in results):
+        raise TypeError("results must hold one RetrievalMetrics per trial (evaluate_regdb and "
+                        "evaluate_sysu_mm01_trial return them)")
     if cmc_convention not in CMC_CONVENTIONS:
         raise ValueError(f"cmc_convention must be one of {CMC_CONVENTIONS}, got {cmc_convention!r}")
-    lengths = {len(cmc) for cmc, _ in results}
+    lengths = {len(result.cmc) for result in results}
     if len(lengths) != 1:
         raise ValueError(f"every trial's CMC must have the same length, got lengths {sorted(lengths)}")
-    cmc = np.stack([np.asarray(c, dtype=np.float64) for c, _ in results])
-    return TrialResults(cmc, np.array([m for _, m in results], dtype=np.float64), cmc_convention, tuple(seeds))
+
+    def stacked(name: str) -> np.ndarray:
+        return np.array([getattr(result, name) for result in results], dtype=np.float64)
+
+    return TrialResults(stacked("cmc"), stacked("mAP"), stacked("mINP"), cmc_convention, tuple(seeds))
 
 
 def _cross_modality_metrics(
     distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: DropRule | None, max_rank: int, cmc: str,
     rule_text: str,
-) -> tuple[np.ndarray, float]:
+) -> RetrievalMetrics:
     if cmc not in CMC_CONVENTIONS:
         raise ValueError(f"cmc must be one of {CMC_CONVENTIONS}, got {cmc!r}")
-    first_rank, average_precision, valid = query_statistics(distmat, q_pids, g_pids, rule, None)
-    _require_valid(valid, rule_text)
-    if cmc == "official":
-        first_rank = _official_first_ranks(distmat, q_pids, g_pids, rule)
-    curve = _cmc_from_first_ranks(first_rank, valid, min(max_rank, distmat.shape[1]))
-    return curve, float(average_precision[valid].mean())
+    statistics = query_statistics(distmat, q_pids, g_pids, rule, None)
+    _require_valid(statistics.valid, rule_text)
+    # mAP and mINP rank every kept item in both conventions; only the CMC removes repeated ids.
+    first_rank = statistics.first_rank if cmc == "standard" else _official_first_ranks(distmat, q_pids, g_pids, rule)
+    return _metrics(statistics, first_rank, min(max_rank, distmat.shape[1]))
 
 
 def evaluate_sysu_mm01_trial(
     distmat, q_pids, q_camids, g_pids, g_camids, max_rank: int = 20, cmc: str = "standard"
-) -> tuple[np.ndarray, float]:
-    """CMC and mAP of one SYSU-MM01 trial, given the query x sampled-gallery distances.
+) -> RetrievalMetrics:
+    """CMC, mAP and mINP of one SYSU-MM01 trial, given the query x sampled-gallery distances.
 
     Camera-3 queries (camid 2) drop every camera-2 gallery item (camid 1), whatever its id;
     nothing else is dropped. cmc="standard": first-hit CMC; cmc="official": the CMC of the
     rank list with repeated ids removed (the official SYSU-MM01 code and AGW's eval_sysu).
-    mAP is computed on the full rank list in both. Queries with no match are skipped.
+    mAP and mINP are computed on the full rank list in both. Queries with no match are skipped.
     """
     distmat, q_pids, g_pids, q_camids, g_camids = _checked_inputs(
         distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
@@ -337,8 +382,8 @@ def evaluate_sysu_mm01(
 def evaluate_regdb(
     visible_features, visible_pids, thermal_features, thermal_pids,
     direction: str = "visible_to_thermal", metric: str = "euclidean", max_rank: int = 20,
-) -> tuple[np.ndarray, float]:
-    """CMC and mAP of one RegDB trial (expAT §4) in one direction.
+) -> RetrievalMetrics:
+    """CMC, mAP and mINP of one RegDB trial (expAT §4) in one direction.
 
     "visible_to_thermal": visible queries, thermal gallery; "thermal_to_visible" the reverse.
     Cross-modality, so no gallery item is dropped. Combine the 10 trials with

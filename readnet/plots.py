@@ -194,10 +194,12 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def cmc_figure(curves: dict[str, list[float]], title: str = "CMC", max_rank: int = 20) -> Figure:
+def cmc_figure(curves: dict[str, list[float]], title: str = "CMC", max_rank: int = 20,
+               cmc_convention: str | None = None) -> Figure:
     """Cumulative matching characteristic: matching rate (%) at ranks 1..max_rank, one line per run.
 
-    Curves given as fractions (max <= 1) are scaled to percent.
+    Curves given as fractions (max <= 1) are scaled to percent. `cmc_convention` (a SYSU-MM01 run's
+    final metrics name it) goes into the axis label: past rank 1 the two conventions differ.
     """
     if not curves:
         raise ValueError("no CMC curves to plot")
@@ -208,7 +210,7 @@ def cmc_figure(curves: dict[str, list[float]], title: str = "CMC", max_rank: int
         scale = 100.0 if max(values) <= 1.0 else 1.0
         ax.plot(range(1, len(values) + 1), [v * scale for v in values], marker=".", label=label)
     ax.set_xlabel("rank")
-    ax.set_ylabel("matching rate (%)")
+    ax.set_ylabel(f"matching rate (%, {cmc_convention} CMC)" if cmc_convention else "matching rate (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -461,10 +463,11 @@ def side_by_side_figure(table, title: str = "") -> Figure:
     return table_figure(wide.reset_index(), title=title or f"{table['table'].iloc[0]}: paper vs {', '.join(ours)}")
 
 
-def margin_sweep_figure(results, title: str = "Margin ablation") -> Figure:
+def margin_sweep_figure(results, title: str = "Margin ablation", reranked: bool = False) -> Figure:
     """mAP and rank-1 (percent) against the margin, one line per method and dataset (Table 5's sweep).
 
-    `results` is tidy: method, margin, dataset, metric, value (readnet.explore.results_frame).
+    `results` is tidy: method, margin, dataset, metric, value (readnet.explore.results_frame);
+    `reranked` (readnet.explore.reranked) names re-ranking in the title.
     """
     metrics = list(dict.fromkeys(results["metric"]))
     fig = Figure(figsize=(4.6 * len(metrics), 3.6), layout="constrained")
@@ -479,7 +482,7 @@ def margin_sweep_figure(results, title: str = "Margin ablation") -> Figure:
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(metric)
         ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(f"{title} ({evaluation.RERANKING})" if reranked else title)
     return fig
 
 

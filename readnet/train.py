@@ -190,8 +190,8 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
                 for scheduler in engine.schedulers.values():
                     scheduler.step()
             if config.eval_every and state["epoch"] % config.eval_every == 0 and state["iteration"] < limit and main:
-                # The record keeps the scalars (mAP, rank-r): TensorBoard and the curves plot them; the
-                # whole CMC and per-setting results are in final_metrics.json.
+                # The record keeps the scalars (mAP, mINP, rank-r), which TensorBoard and the curves plot,
+                # and SYSU-MM01's CMC convention; the whole CMC and per-setting results are in final_metrics.json.
                 record.update({f"eval/{k}": v for k, v in evaluate_model(
                     engine.model, dataset, config, caches=engine.eval_caches).items() if k not in ("settings", "cmc")})
             distributed.barrier()
@@ -202,7 +202,7 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
                 runs.write_metrics(run_dir, state["records"])
             if writer is not None:
                 for key, value in record.items():
-                    if key not in ("epoch", "iteration"):
+                    if key not in ("epoch", "iteration") and not isinstance(value, str):
                         writer.add_scalar(key, value, state["iteration"])
             bar.update(1)
             bar.set_postfix({k.removeprefix("loss/"): f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")})
@@ -214,7 +214,7 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
                      **evaluate_model(engine.model, dataset, config, caches=engine.eval_caches)}
             runs.write_json(run_dir / runs.FINAL_METRICS_FILE, final)
             if writer is not None:
-                for key in ("mAP", "rank1"):
+                for key in ("mAP", "mINP", "rank1"):
                     writer.add_scalar(f"final/{key}", final[key], state["iteration"])
         distributed.barrier()
     finally:

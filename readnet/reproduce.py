@@ -9,9 +9,10 @@ Run folder layout (default runs/<timestamp>/, or --out):
     NN_name.ipynb      the executed notebook (kept, partly executed, when it fails)
     inputs/            the converted, unexecuted notebooks
     figures/           what the notebooks wrote (their `output_dir` parameter points here)
-    summary.md         notebooks run (status, wall time, failure), then every table
+    summary.md         notebooks run (status, wall time, failure), the claims scoreboard, then every table
     summary.csv        every table row that has a published counterpart (tables with a `paper` column)
     notebooks.csv      one row per notebook: status, wall time, executed notebook, error
+    figures/claims.csv and claims.md: every paper claim, tested where a notebook ran (readnet.claims)
 At the end the figures are also copied into the repository's figures/ (--figures).
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from readnet import claims
 from readnet.plots import markdown_table
 from readnet.runs import atomic_write, write_text
 
@@ -489,10 +491,15 @@ def write_summary(report: RunReport) -> None:
         columns=["notebook", "status", "wall_s", "executed", "error"],
     )
     against = tables_against_papers(figures)
+    figures.mkdir(parents=True, exist_ok=True)
+    board = claims.scoreboard(figures)
+    write_text(figures / "claims.csv", board.to_csv(index=False))
+    write_text(figures / "claims.md", markdown_table(board) + "\n")
     write_text(run_dir / "notebooks.csv", status.to_csv(index=False))
     write_text(run_dir / "summary.csv", against.to_csv(index=False))
 
     lines = [f"# readnet reproduce: {run_dir.name}", "", "## Notebooks", "", markdown_table(status, "{:.1f}"), ""]
+    lines += ["## Claims", "", markdown_table(board), ""]
     lines += ["## Tables against the papers", ""]
     if against.empty:
         lines += ["No table with published counterparts was written.", ""]
@@ -505,7 +512,7 @@ def write_summary(report: RunReport) -> None:
             "",
         ]
     lines += ["## All tables", ""]
-    for path in sorted(figures.glob("*.csv")):
+    for path in sorted(p for p in figures.glob("*.csv") if p.name != "claims.csv"):  # shown above
         lines += [f"### {path.stem}", "", markdown_table(pd.read_csv(path)), ""]
     figures_written = sorted(p.name for p in figures.iterdir() if p.suffix in {".png", ".pdf"})
     lines += ["## Figures", "", *(f"- figures/{name}" for name in figures_written), ""]

@@ -7,7 +7,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "readnet"
 MAX_LINES = 620
 
 # module -> the readnet modules it may import (docs/architecture.md)
-NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep"}
+NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep", "fig1"}
 ALLOWED = {
     "precision": set(),
     "runs": set(),
@@ -28,7 +28,7 @@ ALLOWED = {
                "runs"},
     "inference": {"config", "data", "distances", "evaluation"},
     "train": {"batches", "config", "data", "distributed", "engine", "inference", "presets", "runs"},
-    "mnist": {"config", "data", "engine", "losses", "mining", "models", "presets", "runs"},
+    "mnist": {"config", "data", "engine", "losses", "mining", "models", "precision", "presets", "runs"},
     "commands": {"config", "data", "distributed", "evaluation", "inference", "presets", "runs", "train"},
     "cli": set(),
 }

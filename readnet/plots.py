@@ -522,6 +522,9 @@ def mnist_margin_sweep_figure(summary, data_label: str, title: str = "Margin swe
             ax.errorbar(line["margin"], line[f"{score} mean"], yerr=line[f"{score} std"].fillna(0.0), marker="o",
                         capsize=3, label=loss)
         ax.set_xscale("log")
+        margins = sorted(set(summary["margin"]))
+        ax.set_xticks(margins, [f"{m:g}" for m in margins], minor=False)
+        ax.set_xticks([], minor=True)
         ax.set_xlabel("margin m (log; L_ori Euclidean, ATL radians)")
         ax.set_title(score, fontsize=10)
     axes[0].legend(fontsize=8)

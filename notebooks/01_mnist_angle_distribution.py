@@ -64,6 +64,8 @@ output_dir = None  # None: the repository's figures/
 
 # %%
 # %matplotlib inline
+from IPython.display import display
+
 from readnet import experiment, fig1, mnist, plots
 
 output = experiment.output_folder(output_dir)

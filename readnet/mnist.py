@@ -24,6 +24,7 @@ from readnet.engine import NonFiniteLossError
 LOSSES = ("original", "angular")  # L_ori (eq. 5), ATL (eq. 9)
 LR_SCHEDULES = ("constant", "cosine")
 
+
 @dataclass(frozen=True)
 class MnistConfig:
     """ResNet-18 with a 2-D embedding trained on MNIST with L_ori or ATL, on every triplet of each batch

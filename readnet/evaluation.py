@@ -454,6 +454,65 @@ def nearest_class_accuracy(
     return float((classes[nearest_centre(test, centres, metric)] == y_test).double().mean())
 
 
+def _direction_angles(directions) -> Tensor:
+    """Pairwise angles (radians, float64) between the rows of `directions` [C, d]; 2-D rows use
+    atan2, which stays exact for nearly parallel directions, where arccos of the cosine does not."""
+    x = _as_features(directions, "directions").double()
+    if x.shape[1] == 2:
+        cross = x[:, None, 0] * x[None, :, 1] - x[:, None, 1] * x[None, :, 0]
+        return torch.atan2(cross.abs(), x @ x.T)
+    unit = torch.nn.functional.normalize(x, dim=1)
+    return torch.arccos((unit @ unit.T).clamp(-1.0, 1.0))
+
+
+def angular_span(directions) -> float:
+    """The span of 2-D class directions [C, 2], in degrees: 360 minus the largest gap between two
+    directions adjacent around the circle, i.e. the narrowest arc holding every class direction
+    (ReadNet Fig. 1: ATL should spread the digits around the circle, not fan them in a cone)."""
+    x = _as_features(directions, "directions").double()
+    if x.shape[1] != 2:
+        raise ValueError(f"the span is defined for 2-D directions, got shape {tuple(x.shape)}")
+    degrees = torch.rad2deg(torch.atan2(x[:, 1], x[:, 0])).remainder(360.0).sort().values
+    gaps = torch.cat([degrees.diff(), (degrees[:1] + 360.0) - degrees[-1:]])
+    return float(360.0 - gaps.max())
+
+
+def narrowest_sector(directions) -> tuple[float, int, int]:
+    """The angle in degrees between the two closest of the class directions [C, d] (C >= 2), and
+    their row indices i < j. In 2-D this is the narrowest angular sector of the nearest-direction
+    rule: where ReadNet §3.2's "wider linear decision boundaries" are tested."""
+    angles = _direction_angles(directions)
+    if angles.shape[0] < 2:
+        raise ValueError(f"the narrowest sector needs at least two directions, got {angles.shape[0]}")
+    angles = angles + torch.diag(torch.full((angles.shape[0],), float("inf"), dtype=angles.dtype))
+    flat = int(angles.argmin())
+    i, j = sorted(divmod(flat, angles.shape[0]))
+    return float(torch.rad2deg(angles[i, j])), i, j
+
+
+@dataclass(frozen=True)
+class ClassSectors:
+    """Where the class directions of a 2-D embedding point (ReadNet Fig. 1)."""
+
+    classes: tuple[int, ...]  # ascending
+    directions_deg: tuple[float, ...]  # each class direction's polar angle in [0, 360)
+    span_deg: float  # angular_span
+    narrowest_deg: float  # narrowest_sector
+    narrowest_pair: tuple[int, int]  # the two classes that bound it
+
+
+def class_sectors(features, labels) -> ClassSectors:
+    """The class directions of :func:`class_centres` ("angle", the nearest-direction rule's centres)
+    of 2-D `features`, with their :func:`angular_span` and :func:`narrowest_sector`."""
+    classes, centres = class_centres(features, labels, "angle")
+    if centres.shape[1] != 2:
+        raise ValueError(f"class sectors are drawn for 2-D features, got {centres.shape[1]}-D")
+    narrowest, i, j = narrowest_sector(centres)
+    polar = torch.rad2deg(torch.atan2(centres[:, 1], centres[:, 0])).remainder(360.0)
+    return ClassSectors(tuple(int(c) for c in classes.tolist()), tuple(float(d) for d in polar.tolist()),
+                        angular_span(centres), narrowest, (int(classes[i]), int(classes[j])))
+
+
 def probe_chance(labels) -> float:
     """A probe's chance level: the accuracy of always guessing the most frequent label, its share."""
     counts = np.unique(np.asarray(labels), return_counts=True)[1]

@@ -4,7 +4,9 @@ Figures are built on ``matplotlib.figure.Figure`` rather than pyplot, so they wo
 headless (no display, no global figure registry) and inside Jupyter alike.
 ``save_figure`` writes PNG + PDF atomically.
 
-Sections: saving; loss geometry (notebook 02).
+Sections: saving; loss geometry (notebook 02); training runs, retrieval and result tables
+(notebooks 03-07); MNIST Fig. 1 (notebook 01), then the papers' tables and the margin sweeps
+(Table 5's, and notebook 01's on MNIST).
 """
 
 from __future__ import annotations
@@ -379,6 +381,22 @@ def angle_histogram_figure(embeddings: dict, data_label: str, max_pairs: int = 2
     return fig
 
 
+def _draw_sectors(ax, sectors: evaluation.ClassSectors, radius: float) -> None:
+    """The span of the class directions as a grey arc around the origin, and the narrowest sector
+    between two class directions as a red wedge (readnet.evaluation.class_sectors)."""
+    from matplotlib.patches import Arc, Wedge
+
+    directions = dict(zip(sectors.classes, sectors.directions_deg))
+    ordered = sorted(sectors.directions_deg)
+    gaps = [(b - a) % 360.0 for a, b in zip(ordered, ordered[1:] + ordered[:1])]
+    widest = int(np.argmax(gaps))  # the span runs from the end of the largest gap round to its start
+    start, end = ordered[(widest + 1) % len(ordered)], ordered[widest]
+    ax.add_patch(Arc((0, 0), 2 * radius, 2 * radius, theta1=start, theta2=end, color="dimgrey", lw=2.5, zorder=3))
+    first, second = (directions[c] for c in sectors.narrowest_pair)
+    low, high = (first, second) if (second - first) % 360.0 <= 180.0 else (second, first)
+    ax.add_patch(Wedge((0, 0), 1.3 * radius, low, low + (high - low) % 360.0, color="red", alpha=0.35, zorder=3))
+
+
 def decision_regions_figure(
     train_embeddings: dict,
     test_embeddings: dict,
@@ -392,7 +410,9 @@ def decision_regions_figure(
     class direction) and nearest class mean (Voronoi cells; crosses mark the means). The regions
     are readnet.evaluation.nearest_class_accuracy's: centres of the training features by
     evaluation.class_centres, the nearest by evaluation.nearest_centre; the test features are drawn
-    on top. `accuracy` maps (loss label, rule) to a test accuracy for the titles.
+    on top. `accuracy` maps (loss label, rule) to a test accuracy for the titles. The direction
+    column also draws the class sectors: the span of the class directions (grey arc) and the
+    narrowest sector (red wedge), the "wider linear decision boundaries" of §3.2.
     """
     from matplotlib.colors import ListedColormap
 
@@ -423,6 +443,9 @@ def decision_regions_figure(
             ax.imshow(regions, origin="lower", extent=(axis_x[0], axis_x[-1], axis_y[0], axis_y[-1]),
                       cmap=colours, vmin=-0.5, vmax=len(classes) - 0.5, alpha=0.25, interpolation="nearest")
             ax.scatter(x[:, 0], x[:, 1], s=3, c=[_digit_colour(d) for d in y], alpha=0.7)
+            if rule == "angle":
+                sectors = evaluation.class_sectors(train_x, train_y)
+                _draw_sectors(ax, sectors, 0.95 * half)
             for digit, centre in zip(classes, centres):
                 if rule == "angle":
                     direction = centre / max(np.linalg.norm(centre), 1e-12)
@@ -439,6 +462,9 @@ def decision_regions_figure(
             ax.set_aspect("equal")
             score = (accuracy or {}).get((label, rule))
             suffix = "" if score is None else f": test accuracy {100 * score:.1f}%"
+            if rule == "angle":
+                suffix += (f"\nspan {sectors.span_deg:.0f}°, narrowest sector {sectors.narrowest_deg:.1f}° "
+                           f"(digits {sectors.narrowest_pair[0]} | {sectors.narrowest_pair[1]})")
             ax.set_title(f"{label}\n{NEAREST_CLASS_RULES[rule]}{suffix}", fontsize=9)
     fig.suptitle(f"Angular sectors vs nearest-mean cells, {data_label}")
     return fig
@@ -483,6 +509,30 @@ def margin_sweep_figure(results, title: str = "Margin ablation", reranked: bool 
         ax.set_title(metric)
         ax.legend(fontsize=8)
     fig.suptitle(f"{title} ({evaluation.RERANKING})" if reranked else title)
+    return fig
+
+
+def mnist_margin_sweep_figure(summary, data_label: str, title: str = "Margin sweep on MNIST") -> Figure:
+    """Fig. 1's four scores against the margin, one line per loss, mean ± std over seeds as error
+    bars: Table 5's margin ablation drawn on real data. `summary` is readnet.fig1.summary_frame's
+    (loss, margin, seeds, and "<score> mean" / "<score> std" columns)."""
+    scores = [c[:-len(" mean")] for c in summary.columns if c.endswith(" mean")]
+    fig = Figure(figsize=(3.6 * len(scores), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(scores), squeeze=False)[0]
+    for ax, score in zip(axes, scores):
+        for loss, line in summary.groupby("loss", sort=False):
+            line = line.sort_values("margin")
+            ax.errorbar(line["margin"], line[f"{score} mean"], yerr=line[f"{score} std"].fillna(0.0), marker="o",
+                        capsize=3, label=loss)
+        ax.set_xscale("log")
+        margins = sorted(set(summary["margin"]))
+        ax.set_xticks(margins, [f"{m:g}" for m in margins], minor=False)
+        ax.set_xticks([], minor=True)
+        ax.set_xlabel("margin m (log; L_ori Euclidean, ATL radians)")
+        ax.set_title(score, fontsize=10)
+    axes[0].legend(fontsize=8)
+    seeds = sorted(set(summary["seeds"]))
+    fig.suptitle(f"{title}, {data_label} (mean ± std over {'/'.join(map(str, seeds))} seed(s))")
     return fig
 
 

@@ -7,7 +7,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "readnet"
 MAX_LINES = 620
 
 # module -> the readnet modules it may import (docs/architecture.md)
-NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep", "claims"}
+NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep", "fig1", "claims"}
 ALLOWED = {
     "precision": set(),
     "runs": set(),
@@ -29,7 +29,7 @@ ALLOWED = {
     "inference": {"config", "data", "distances", "evaluation"},
     "step_graph": {"batches", "distributed", "engine"},
     "train": {"batches", "config", "data", "distributed", "engine", "inference", "presets", "runs", "step_graph"},
-    "mnist": {"config", "data", "engine", "losses", "mining", "models", "presets", "runs"},
+    "mnist": {"config", "data", "engine", "losses", "mining", "models", "precision", "presets", "runs"},
     "commands": {"config", "data", "distributed", "evaluation", "inference", "presets", "runs", "train"},
     "cli": set(),
 }

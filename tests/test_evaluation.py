@@ -468,6 +468,51 @@ def test_class_centres_and_nearest_centre_match_a_loop():
         E.nearest_centre(points[:, :2], centres, "euclidean")
 
 
+def _at_degrees(*degrees, radius=1.0):
+    radians = np.deg2rad(np.array(degrees, dtype=float))
+    return radius * np.c_[np.cos(radians), np.sin(radians)]
+
+
+def test_angular_span_is_360_minus_the_largest_gap():
+    # Ten directions 36 degrees apart cover the circle: every gap is 36, so the span is 324.
+    assert E.angular_span(_at_degrees(*range(0, 360, 36))) == pytest.approx(324.0)
+    # A fan from -20 to 50 degrees (across 0): the largest gap is the 290 degrees outside it.
+    assert E.angular_span(_at_degrees(350, 10, 50, 340)) == pytest.approx(70.0)
+    # The norms do not count, only the directions; one direction spans nothing.
+    assert E.angular_span(_at_degrees(10, 100, 190, radius=7.0)) == pytest.approx(180.0)
+    assert E.angular_span(_at_degrees(123)) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="2-D"):
+        E.angular_span(np.eye(3))
+
+
+def test_narrowest_sector_is_the_closest_pair_of_directions():
+    angle, i, j = E.narrowest_sector(_at_degrees(0, 90, 95, 200, 358))
+    assert (angle, i, j) == (pytest.approx(2.0), 0, 4)  # across 0 degrees
+    assert E.narrowest_sector(_at_degrees(*range(0, 360, 36)))[0] == pytest.approx(36.0)
+    # Nearly parallel directions are resolved (atan2, not arccos of a rounded cosine).
+    assert E.narrowest_sector(_at_degrees(30, 30.001, 150) * [[1.0], [5.0], [1.0]])[0] == pytest.approx(0.001, rel=1e-6)
+    # Any dimension: the smallest pairwise angle.
+    assert E.narrowest_sector(np.array([[1.0, 0, 0], [0, 1.0, 0], [1.0, 1.0, 0.0]]))[0] == pytest.approx(45.0)
+    with pytest.raises(ValueError, match="at least two"):
+        E.narrowest_sector(_at_degrees(10))
+
+
+def test_class_sectors_name_the_classes_of_the_narrowest_sector():
+    rng = np.random.default_rng(3)
+    # Classes 40 degrees or more apart, except class 3 at 85 degrees, next to class 2 (80).
+    centres = {0: 10.0, 1: 50.0, 2: 80.0, 3: 85.0, 4: 160.0}
+    labels = np.repeat(list(centres), 30)
+    degrees = np.array([centres[c] for c in labels]) + rng.uniform(-1, 1, labels.size)
+    features = _at_degrees(*degrees) * rng.uniform(0.5, 3.0, (labels.size, 1))
+    sectors = E.class_sectors(features, labels)
+    assert sectors.classes == (0, 1, 2, 3, 4) and sectors.narrowest_pair == (2, 3)
+    assert sectors.narrowest_deg == pytest.approx(5.0, abs=0.5)
+    assert sectors.span_deg == pytest.approx(150.0, abs=1.0)
+    np.testing.assert_allclose(np.array(sectors.directions_deg), [10, 50, 80, 85, 160], atol=0.5)
+    with pytest.raises(ValueError, match="2-D"):
+        E.class_sectors(np.ones((4, 3)), np.array([0, 0, 1, 1]))
+
+
 def test_probe_chance_is_the_most_frequent_share():
     assert E.probe_chance(np.array([0, 1, 1, 2])) == 0.5
     assert E.probe_chance(torch.tensor([3, 3, 3])) == 1.0

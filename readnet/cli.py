@@ -24,7 +24,7 @@ SUBCOMMANDS = {
     "presets": ("readnet.commands", "cli_presets", "list the papers' presets with their values"),
     "expat": ("readnet.commands", "cli_expat", "expAT-style entry point: -a train | -a test -m CKPT -s SETTING"),
     "make-synthetic": ("readnet.data.synthetic", "cli", "write a synthetic dataset in a published layout"),
-    "reproduce": ("readnet.reproduce", "cli", "execute the notebook pipeline with papermill"),
+    "reproduce": ("readnet.reproduce", "cli", "execute the notebook pipeline with papermill (-p NN:name=value)"),
 }
 
 

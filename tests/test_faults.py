@@ -1,6 +1,6 @@
 """Fault injection: concurrent writers, runs that fail early, NaN losses, full disks, user errors
 on the command line, nonsense values, file modes, closed pipes, partial epochs and flags that do
-not apply, and reproduce's checks before anything runs. Command-line cases run `python -m readnet.cli` in a subprocess on tiny generated data."""
+not apply, reproduce's checks before anything runs and relative paths. Command-line cases run `python -m readnet.cli` in a subprocess on tiny generated data."""
 import errno
 import json
 import os
@@ -442,3 +442,25 @@ def test_reproduce_p_sets_one_notebook_or_every_notebook_declaring_it(tmp_path, 
     assert given == {"08_first": {"value": 3.0, "word": "dukemtmc", "output_dir": figures},
                      "09_second": {"value": 3.0, "items": [2, 3], "output_dir": figures}}
     assert isinstance(given["08_first"]["value"], float)
+
+
+# --- relative paths -------------------------------------------------------------------------------
+
+
+def test_a_relative_data_root_is_recorded_absolute_and_test_may_override_it(tmp_path, monkeypatch):
+    make_dataset("market1501", tmp_path / "data", size="tiny", height=64, width=32)
+    monkeypatch.chdir(tmp_path)
+    run_dir = train.train(tiny("basel", "data", max_iterations=1, decode_cache_dir="cache"), tmp_path / "run")
+    recorded = runs.read_json(run_dir / runs.CONFIG_FILE)
+    assert (recorded["data_root"], recorded["decode_cache_dir"]) == (str(tmp_path / "data"), str(tmp_path / "cache"))
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert readnet("test", "--run", run_dir, cwd=elsewhere).returncode == 0
+    (tmp_path / "data").rename(tmp_path / "moved")
+    moved = readnet("test", "--run", run_dir, cwd=elsewhere)
+    assert moved.returncode == 1
+    (line, _) = error_lines(moved.stderr)
+    assert f"records data_root {tmp_path / 'data'}" in line and "readnet test --data-root DIR" in line
+    result = readnet("test", "--run", run_dir, "--data-root", "../moved", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -18,12 +18,13 @@ import traceback
 
 # subcommand -> ("module", "function taking argv: list[str] and returning an exit code", summary)
 SUBCOMMANDS = {
-    "train": ("readnet.commands", "cli_train", "train one preset on one dataset folder"),
+    "train": ("readnet.commands", "cli_train", "train one preset on one dataset folder (--check-data first)"),
     "test": ("readnet.commands", "cli_test", "evaluate a run folder with its dataset's protocol"),
     "resume": ("readnet.commands", "cli_resume", "continue an interrupted run folder"),
     "presets": ("readnet.commands", "cli_presets", "list the papers' presets with their values"),
     "expat": ("readnet.commands", "cli_expat", "expAT-style entry point: -a train | -a test -m CKPT -s SETTING"),
     "make-synthetic": ("readnet.data.synthetic", "cli", "write a synthetic dataset in a published layout"),
+    "check-data": ("readnet.data.check", "cli", "decode every image of a dataset once and list the bad files"),
     "reproduce": ("readnet.reproduce", "cli", "execute the notebook pipeline with papermill (-p NN:name=value)"),
 }
 

@@ -69,7 +69,7 @@ def test_presets_lists_every_preset_with_its_values(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--preset", "basel", "--data-root", "x", "--lr", "1"], "valid flags: --data-root, --dataset"),
+    (["train", "--preset", "basel", "--data-root", "x", "--lr", "1"], "valid flags: --check-data, --data-root, --dataset"),
     (["train", "--preset", "trinet", "--data-root", "x"], "choose from 'basel', 'atl'"),
     (["train", "--preset", "basel", "--data-root", "x", "--set", "lrate=1"], "valid keys: method, dataset"),
     (["train", "--preset", "basel", "--data-root", "x", "--set", "p=four"], "p='four': expected int"),

@@ -1,6 +1,6 @@
 """Fault injection: concurrent writers, runs that fail early, NaN losses, full disks, user errors
 on the command line, nonsense values, file modes, closed pipes, partial epochs and flags that do
-not apply, reproduce's checks before anything runs and relative paths. Command-line cases run `python -m readnet.cli` in a subprocess on tiny generated data."""
+not apply, reproduce's checks before anything runs, relative paths and corrupt images. Command-line cases run `python -m readnet.cli` in a subprocess on tiny generated data."""
 import errno
 import json
 import os
@@ -464,3 +464,30 @@ def test_a_relative_data_root_is_recorded_absolute_and_test_may_override_it(tmp_
     assert f"records data_root {tmp_path / 'data'}" in line and "readnet test --data-root DIR" in line
     result = readnet("test", "--run", run_dir, "--data-root", "../moved", cwd=elsewhere)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# --- corrupt images, found before a run -----------------------------------------------------------
+
+
+def test_check_data_lists_every_bad_image_and_train_checks_first_when_asked(data_root, tmp_path):
+    root = tmp_path / "corrupt"
+    make_dataset("market1501", root, size="tiny", height=64, width=32)
+    images = sorted(str(path) for path in root.rglob("*.jpg") if not path.name.startswith("-1_"))  # junk: unread
+    garbage, truncated = images[0], images[-1]
+    pathlib.Path(garbage).write_bytes(b"not a jpeg")
+    whole = pathlib.Path(truncated).read_bytes()
+    pathlib.Path(truncated).write_bytes(whole[:len(whole) // 2])
+
+    result = readnet("check-data", "--dataset", "market1501", "--data-root", root)
+    assert result.returncode == 1, result.stderr[-2000:]
+    listed = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert [line.partition(": ")[0] for line in listed] == [garbage, truncated]
+    assert "cannot identify image file" in listed[0] and "truncated" in listed[1]
+    assert f"{len(set(images)):,} images decoded, 2 bad" in result.stdout
+
+    trained = readnet(*train_args(root, tmp_path / "run", "max_iterations=1"), "--check-data")
+    assert trained.returncode == 1 and "2 bad" in trained.stderr and f"  {truncated}: " in trained.stderr
+    assert not (tmp_path / "run").exists()
+
+    good = readnet("check-data", "--dataset", "market1501", "--data-root", data_root)
+    assert good.returncode == 0 and ", 0 bad" in good.stdout

@@ -450,7 +450,7 @@ def read_image(path: str | os.PathLike) -> Image.Image:
         raise FileNotFoundError(f"image {path} is missing; re-extract the dataset") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot decode image {path} ({exc}): the file is corrupt; "
-                         f"replace it from the original archive") from exc
+                         f"replace it from the original archive (readnet check-data lists every bad file)") from exc
 
 
 class ImageDataset(Dataset):

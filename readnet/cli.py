@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 
 # subcommand -> ("module", "function taking argv: list[str] and returning an exit code", summary)
 SUBCOMMANDS = {
@@ -71,8 +72,18 @@ def _user_message(error: BaseException) -> str | None:
     return _ANSI.sub("", message)
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """One line per warning, without the source line Python echoes: readnet's own warnings (a
+    dataset that is synthetic or partial) name their category only, others their file and line."""
+    if category.__module__.split(".")[0] == "readnet":
+        return f"{category.__name__}: {message}\n"
+    return f"{filename}:{lineno}: {category.__name__}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = _format_warning
     debug = "--debug" in argv or os.environ.get("READNET_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
     if not argv or argv[0] in {"-h", "--help"}:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from readnet.kernel_log import kernel_arguments
 from readnet.notebook_parameters import check_parameters, parameter_options
 from readnet.plots import markdown_table
 from readnet.runs import atomic_write, write_text
@@ -366,6 +367,7 @@ def execute_notebook(
             execution_timeout=cell_timeout_s,
             start_timeout=180,
             cwd=str(source.parent.resolve()),
+            extra_arguments=kernel_arguments(),
         )
     except Exception as error:  # noqa: BLE001 - any failure is reported and the pipeline goes on
         wall = time.perf_counter() - started

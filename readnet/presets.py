@@ -6,6 +6,7 @@ and RegDB). `preset(name, **overrides)` is the one way to get a config from a pa
 """
 from __future__ import annotations
 
+import os
 import typing
 from dataclasses import replace
 
@@ -107,10 +108,14 @@ def resolve_margin(method: str, dataset: str) -> float:
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
-    """The config a run records: margin filled in from the paper, then validated."""
+    """The config a run records: margin filled in from the paper, the folders made absolute (so
+    that `readnet test`, a resume or a notebook in another working folder finds them), then
+    validated."""
     if config.margin is None:
         config = replace(config, margin=resolve_margin(config.method, config.dataset))
-    return validate(config)
+    folders = {name: os.path.abspath(os.path.expanduser(getattr(config, name)))
+               for name in ("data_root", "decode_cache_dir") if getattr(config, name)}
+    return validate(replace(config, **folders))
 
 
 def preset(name: str, **overrides: typing.Any) -> TrainConfig:

@@ -374,7 +374,13 @@ def load_checkpoint_model(path: str | os.PathLike, data_root: str | None = None,
     config = _checkpoint_config(checkpoint)
     overrides = {key: value for key, value in (("data_root", data_root), ("device", device)) if value is not None}
     config = resolve(replace(config, **overrides))
-    dataset = load_dataset(config)
+    try:
+        dataset = load_dataset(config)
+    except FileNotFoundError as error:
+        if data_root is not None:
+            raise
+        raise FileNotFoundError(f"{error} ({path} records data_root {config.data_root}; if the dataset moved, "
+                                "give its folder: readnet test --data-root DIR, or data_root=...)") from None
     engine = build_engine(config, dataset, pretrained=False, for_training=False)
     engine.model.load_state_dict(checkpoint["model"])
     engine.model.eval()

@@ -7,7 +7,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "readnet"
 MAX_LINES = 620
 
 # module -> the readnet modules it may import (docs/architecture.md)
-NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep", "fig1", "claims"}
+NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "notebook_parameters", "kernel_log", "experiment",
+                 "sweep", "fig1", "claims"}
 ALLOWED = {
     "precision": set(),
     "runs": set(),

@@ -128,7 +128,8 @@ def test_example_rankings_spread_over_the_queries():
 
 
 def test_every_notebook_writes_to_the_repository_s_figures_by_default(repo_root):
-    from readnet.reproduce import declared_parameters, discover_notebooks
+    from readnet.notebook_parameters import declared_parameters
+    from readnet.reproduce import discover_notebooks
 
     for number, source in discover_notebooks(repo_root / "notebooks").items():
         declared = declared_parameters(source)

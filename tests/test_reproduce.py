@@ -11,9 +11,9 @@ from readnet.reproduce import (
     SyntheticData,
     UserData,
     check_parameters,
-    declared_parameters,
     discover_notebooks,
 )
+from readnet.notebook_parameters import declared_parameters
 
 HEADER = """\
 # ---

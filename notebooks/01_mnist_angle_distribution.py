@@ -66,7 +66,7 @@ output_dir = None  # None: the repository's figures/
 # %matplotlib inline
 from IPython.display import display
 
-from readnet import experiment, fig1, mnist, plots
+from readnet import claims, experiment, fig1, mnist, plots
 
 output = experiment.output_folder(output_dir)
 base = fig1.recipe(
@@ -101,10 +101,11 @@ pair = fig1.figure_runs(results, *figure_margins)
 # %%
 table = fig1.runs_frame(list(pair.values())).assign(data=data.source)
 plots.save_table(table, "01_nearest_class_accuracy", output)
-claims = fig1.claims_table(results, *figure_margins)
-plots.save_table(claims, "01_fig1_claims", output)
+checks = fig1.claims_table(results, *figure_margins)
+plots.save_table(checks, "01_fig1_claims", output)
+claims.save([fig1.scoreboard_claim(results, *figure_margins, data=data.source)], "01", output)
 display(table)
-claims
+checks
 
 # %% [markdown]
 # ## Test-set features, coloured by digit (Fig. 1a, 1b)

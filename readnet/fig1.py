@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import torch
 
-from readnet import evaluation, mnist, plots, presets
+from readnet import claims, evaluation, mnist, plots, presets
 
 LOSS_LABELS = {"original": "L_ori (eq. 5)", "angular": "ATL (eq. 9)"}
 SCORES = {  # Fig1Scores field -> table column
@@ -222,3 +222,20 @@ def claims_table(results: Sequence[Fig1Run], angular_margin: float, euclidean_ma
          "holds": value > reference, "seeds": seeds, "why": why}
         for claim, metric, value, reference, why in rows
     ])
+
+
+def scoreboard_claim(results: Sequence[Fig1Run], angular_margin: float, euclidean_margin: float,
+                     data: str) -> claims.Claim:
+    """The scoreboard's 'fig1' row: it holds when all three checks of claims_table hold; untestable
+    without real MNIST (scikit-learn's 8x8 digits stand in for it offline)."""
+    reference = "Fig. 1: ATL separates the digits by angle, L_ori by distance (no numbers given)"
+    metric = "nearest-direction accuracy %, narrowest sector °, L_ori's Euclidean accuracy %"
+    seeds = sorted({r.seed for r in results})
+    if "MNIST" not in data:
+        return claims.untestable("fig1", metric, reference, f"the figure needs MNIST; this run used {data}", seeds)
+    checks = claims_table(results, angular_margin, euclidean_margin)
+    value = "; ".join(f"{row.metric}: {row.value} vs {row.reference}" for row in checks.itertuples())
+    failed = [row.claim for row in checks.itertuples() if not row.holds]
+    why = (f"all three checks hold on {data}" if not failed else f"fails on {data}: {'; '.join(failed)}")
+    return claims.Claim("fig1", metric, value, reference, "false" if failed else "true",
+                        ", ".join(map(str, seeds)), why + f" (ATL m={angular_margin:g}, L_ori m={euclidean_margin:g})")

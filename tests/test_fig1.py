@@ -138,3 +138,12 @@ def test_decision_regions_draw_the_span_and_the_narrowest_sector():
     assert (wedges[0].theta2 - wedges[0].theta1) == pytest.approx(5.0, abs=1.0)  # digits 2 | 3
     assert (arcs[0].theta2 - arcs[0].theta1) % 360 == pytest.approx(160.0, abs=2.0)
     assert "narrowest sector" in angle_axes.get_title() and "(digits 2 | 3)" in angle_axes.get_title()
+
+
+def test_the_scoreboard_claim_holds_only_when_all_three_checks_do_and_needs_mnist():
+    results = [_run("angular", 0.3, 0, 91.6, 91.3, 24.1), _run("original", 0.8, 0, 81.9, 95.0, 7.7)]
+    claim = fig1.scoreboard_claim(results, 0.3, 0.8, data="MNIST subset (5,000 train / 10,000 test images)")
+    assert claim.claim == "fig1" and claim.holds == "true" and claim.seeds == "0"
+    inverted = [_run("angular", 0.3, 0, 57.0, 60.0, 1.0), results[1]]
+    assert fig1.scoreboard_claim(inverted, 0.3, 0.8, data="MNIST").holds == "false"
+    assert fig1.scoreboard_claim(results, 0.3, 0.8, data="scikit-learn digits").holds == "untestable"

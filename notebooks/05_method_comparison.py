@@ -38,7 +38,7 @@ cache_dir = None  # None: the repository's data/synthetic/
 
 # %%
 # %matplotlib inline
-from readnet import experiment, plots, sweep
+from readnet import claims, experiment, plots, sweep
 
 exp = experiment.setup(scale, "05", output_dir=output_dir, runs_dir=runs_dir, cache_dir=cache_dir,
                        data_root=data_root, seed=seed, overrides=overrides)
@@ -78,5 +78,7 @@ plots.save_table(probe, "05_camera_probe", exp.output)
 plots.save_figure(plots.table_figure(probe, title="Camera probe: held-out accuracy of a linear camera classifier "
                                      "on test features (lower = less camera information)"), "05_camera_probe",
                   exp.output)
+claims.save(experiment.table2_claims(run_dirs, probe, datasets[0], exp.data(datasets[0]).label, [seed]), "05",
+            exp.output)
 outcome.check()
 probe

@@ -19,7 +19,7 @@ import warnings
 
 import pandas as pd
 
-from readnet import explore, plots, presets, published, runs
+from readnet import claims, explore, plots, presets, published, runs
 from readnet import train as training
 from readnet.config import TrainConfig
 from readnet.data import DatasetCountWarning
@@ -265,3 +265,36 @@ def camera_probe_table(run_dirs: typing.Mapping[tuple[str, str], pathlib.Path], 
                      "ACN": METHODS[config["method"]].camera_adversary, "w2": config["w2"],
                      "camera probe accuracy (%)": 100 * accuracy, "chance (%)": 100 * chance})
     return pd.DataFrame(rows)
+
+
+def table2_claims(run_dirs: typing.Mapping[tuple[str, str], pathlib.Path], probe: pd.DataFrame, dataset: str,
+                  data_label: str, seeds: typing.Sequence[int]) -> list[claims.Claim]:
+    """Notebook 05's four scoreboard rows on `dataset`: ATL > Basel, ACN lowers the camera probe,
+    ACN improves mAP, ATL+ACN is best (mAP and probe per method, one value per seed; the
+    references are Table 2's Market-1501 mAPs)."""
+    runs_here = [run_dir for (name, _), run_dir in run_dirs.items() if name == dataset]
+    results = explore.results_frame(runs_here) if runs_here else pd.DataFrame(columns=["method", "metric", "value"])
+    maps = {published.paper_method(method): list(group["value"])
+            for method, group in results[results["metric"] == "mAP"].groupby("method")}
+    probes = {method: list(group["camera probe accuracy (%)"])
+              for method, group in probe[probe["dataset"] == dataset].groupby("method")}
+
+    def paper(method: str) -> str:
+        try:
+            value = published.lookup("readnet_table2", method, "market1501", "mAP")
+        except KeyError:
+            value = None
+        return f"{method} {value}" if value is not None else f"{method} n/a"
+
+    table2 = "Table 2, Market-1501 mAP: " + ", ".join(paper(m) for m in ("ATL+ACN", "ATL", "ACN", "Basel"))
+    chance = probe.loc[probe["dataset"] == dataset, "chance (%)"]
+    probe_reference = "§3.3: L_cam makes the features camera-invariant" + (
+        f"; chance {chance.iloc[0]:.1f} %" if len(chance) else "")
+    return [
+        claims.compare("atl_beats_basel", "mAP (%)", maps, "ATL", ["Basel"], table2, seeds, data=data_label),
+        claims.compare("acn_lowers_camera_probe", "camera probe accuracy (%)", probes, "ACN", ["Basel"],
+                       probe_reference, seeds, lower_is_better=True, data=data_label),
+        claims.compare("acn_improves_map", "mAP (%)", maps, "ACN", ["Basel"], table2, seeds, data=data_label),
+        claims.compare("atl_acn_best", "mAP (%)", maps, "ATL+ACN", ["ATL", "ACN", "Basel"], table2, seeds,
+                       data=data_label),
+    ]

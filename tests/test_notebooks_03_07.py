@@ -87,6 +87,15 @@ def test_camera_probe_covers_methods_with_and_without_acn(smoke_run):
 
 
 @pytest.mark.slow
+def test_the_claims_scoreboard_decides_notebook_05s_claims(smoke_run):
+    board = pd.read_csv(smoke_run.run_dir / "figures" / "claims.csv").set_index("claim")
+    for claim in ("atl_beats_basel", "acn_lowers_camera_probe", "acn_improves_map", "atl_acn_best"):
+        assert board.loc[claim, "holds"] in ("true", "false"), board.loc[claim].to_dict()
+        assert board.loc[claim, "seeds"] == "0" and " vs " in board.loc[claim, "value"]
+    assert "Basel 71.03" in board.loc["atl_beats_basel", "reference"]
+
+
+@pytest.mark.slow
 def test_expat_tables_cover_every_setting(smoke_run):
     figures = smoke_run.run_dir / "figures"
     sysu = pd.read_csv(figures / "06_expat_sysu_mm01.csv")

@@ -85,9 +85,11 @@ def extract_features(model: nn.Module, records: list, config: TrainConfig, cache
     return torch.cat(features), pids, camids
 
 
-def _percent(cmc: np.ndarray, mAP: float) -> dict:
+def _percent(cmc: np.ndarray, mAP: float, chance: tuple[float, float]) -> dict:
+    """The metrics in percent, with the protocol's chance level (a random ranking's rank-1 and mAP)."""
     out = {"mAP": 100.0 * float(mAP)}
     out.update({f"rank{r}": 100.0 * float(cmc[r - 1]) for r in RANKS if r <= len(cmc)})
+    out["chance_rank1"], out["chance_mAP"] = (100.0 * value for value in chance)
     out["cmc"] = [round(100.0 * float(value), 6) for value in cmc]
     return out
 
@@ -95,7 +97,7 @@ def _percent(cmc: np.ndarray, mAP: float) -> dict:
 def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: TrainConfig,
                    sysu_settings: tuple[str, ...] = tuple(evaluation.SYSU_SETTINGS),
                    caches: dict | None = None) -> dict:
-    """mAP, rank-r and the CMC curve (percent) with the dataset's protocol: Market rule (Market/Duke/
+    """mAP, rank-r, the CMC curve and the chance level (percent) with the dataset's protocol: Market rule (Market/Duke/
     CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
     setting, named as in evaluation.SYSU_SETTINGS) or RegDB (both directions). The headline numbers
     are the first of `sysu_settings` (SYSU) or visible_to_thermal (RegDB). `config.rerank` re-ranks
@@ -111,10 +113,12 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
             mode, shots = evaluation.SYSU_SETTINGS[name]
             result = evaluation.evaluate_sysu_mm01(query, q_pids, q_camids, gallery, g_pids, g_camids, mode=mode,
                                                    shots=shots, trials=config.eval_trials, metric=metric)
-            settings[name] = _percent(result.cmc_mean, result.mAP_mean)
+            chance = evaluation.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, mode, shots, config.eval_trials)
+            settings[name] = _percent(result.cmc_mean, result.mAP_mean, chance)
         return {**settings[sysu_settings[0]], "settings": settings}
     if dataset.protocol == "regdb":
-        settings = {direction: _percent(*evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric))
+        settings = {direction: _percent(*evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric),
+                                        evaluation.chance_regdb(q_pids, g_pids, direction))
                     for direction in evaluation.REGDB_DIRECTIONS}
         return {**settings["visible_to_thermal"], "settings": settings}
     distmat = chunked_pairwise_distance(query, gallery, metric)
@@ -122,4 +126,4 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
         distmat = evaluation.re_rank(distmat, chunked_pairwise_distance(query, query, metric),
                                      chunked_pairwise_distance(gallery, gallery, metric))
     cmc, mAP = evaluation.evaluate(distmat, q_pids, g_pids, q_camids, g_camids)
-    return _percent(cmc, mAP)
+    return _percent(cmc, mAP, evaluation.chance(q_pids, g_pids, q_camids, g_camids))

@@ -57,7 +57,8 @@ def choose_data(dataset: str, data_root: str | os.PathLike | None, cache_dir: st
             return DataChoice(root.resolve(), "real", dataset)
         config = json.loads(manifest.read_text())["config"]
         return DataChoice(root.resolve(), "synthetic", _synthetic_label(dataset, config))
-    name = f"{dataset}-{size}-{num_ids or 'preset'}ids-{height}x{width}-seed{seed}"
+    # The generator's version in the name: a cache drawn by an older generator is left alone, not an error.
+    name = f"{dataset}-{size}-{num_ids or 'preset'}ids-{height}x{width}-seed{seed}-v{synthetic.GENERATOR_VERSION}"
     folder = synthetic.make_dataset(dataset, pathlib.Path(cache_dir) / name, size=size, seed=seed,
                                     num_ids=num_ids, height=height, width=width)
     config = json.loads((folder / synthetic.MANIFEST_NAME).read_text())["config"]

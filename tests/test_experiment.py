@@ -7,6 +7,7 @@ import torch
 
 from readnet import experiment, explore, presets
 from readnet.config import TrainConfig, _field_types
+from readnet.data.synthetic import GENERATOR_VERSION
 
 # Every preset the notebooks train, with a dataset it trains on.
 NOTEBOOK_PRESETS = {"basel": "market1501", "atl": "market1501", "acn": "market1501", "atl_acn": "market1501",
@@ -112,7 +113,7 @@ def test_data_is_generated_at_the_scale_s_size_once(smoke):
     first = smoke.data("market1501")
     assert first.source == "synthetic" and "size tiny" in first.label
     assert smoke.data("market1501") is first
-    assert first.root == (smoke.cache_dir / "market1501-tiny-presetids-32x16-seed0").resolve()
+    assert first.root == (smoke.cache_dir / f"market1501-tiny-presetids-32x16-seed0-v{GENERATOR_VERSION}").resolve()
 
 
 def test_example_rankings_spread_over_the_queries():

@@ -37,7 +37,8 @@ def test_records_carry_the_modality_of_their_camera_and_one_label_per_person(dat
         for record in dataset.train:
             folders.setdefault(record.pid, set()).add(pathlib.Path(record.path).parent.name)
         assert all(len(names) == 1 for names in folders.values())
-        assert {r.pid for r in dataset.train if r.modality == "rgb"} == {r.pid for r in dataset.train if r.modality == "ir"}
+        by_modality = [{r.pid for r in dataset.train if r.modality == modality} for modality in ("rgb", "ir")]
+        assert by_modality[0] == by_modality[1]
         assert {r.pid for r in dataset.query} <= {r.pid for r in dataset.gallery}
 
 

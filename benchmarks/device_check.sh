@@ -5,6 +5,7 @@
 #   bash benchmarks/device_check.sh OUT_DIR            # on the GPU machine ($OUT when no folder is given)
 #   bash benchmarks/device_check.sh OUT_DIR --dry-run  # any machine, tiny scale (tests/test_device_check.py)
 #   bash benchmarks/device_check.sh OUT_DIR --equivalence  # second command: fast vs conventional mAP, 3 seeds
+#   bash benchmarks/device_check.sh OUT_DIR --step-graphs  # whole-step CUDA graphs: agreement, speed, full runs
 #
 # Each stage runs under its own timeout and writes its JSON as it goes; the smoke test failing
 # stops the check. OUT_DIR receives few files (the device tool returns at most 8): summary.md,
@@ -17,12 +18,13 @@ for arg in "$@"; do
     case "$arg" in
         --dry-run) DRY="--dry-run" ;;
         --equivalence) MODE=equivalence ;;  # a second command: fast vs conventional mAP, 3 seeds each
-        -*) echo "unknown option $arg (use --dry-run, --equivalence)" >&2; exit 2 ;;
+        --step-graphs) MODE=step-graphs ;;  # benchmarks/step_graph_check.py's stages
+        -*) echo "unknown option $arg (use --dry-run, --equivalence, --step-graphs)" >&2; exit 2 ;;
         *) OUT_DIR="$arg" ;;
     esac
 done
 SECTION=$([ "$MODE" = equivalence ] && echo device_check_equivalence || echo device_check)
-[ -n "$OUT_DIR" ] || { echo "usage: $0 OUT_DIR [--dry-run] [--equivalence]" >&2; exit 2; }
+[ -n "$OUT_DIR" ] || { echo "usage: $0 OUT_DIR [--dry-run] [--equivalence | --step-graphs]" >&2; exit 2; }
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/readnet-device-check-work.XXXXXX")"
 DATA="${READNET_CHECK_DATA:-${TMPDIR:-/tmp}/readnet-device-check-data}"
 mkdir -p "$OUT_DIR" "$DATA"
@@ -31,6 +33,7 @@ PY="${PYTHON:-python3}"
 LOG="$OUT_DIR/device_check.log"
 : > "$LOG"
 CHECK=(benchmarks/device_check.py --work "$WORK" --data "$DATA" $DRY)
+GRAPHS=(benchmarks/step_graph_check.py --work "$WORK" --data "$DATA" $DRY)
 
 BUDGET="${DEVICE_CHECK_SECONDS:-420}"  # the whole check; later stages get what is left (30 s kept for the summary)
 
@@ -49,7 +52,11 @@ stage() {  # stage NAME SECONDS COMMAND...: run under a timeout, log to WORK/NAM
 }
 
 finish() {
-    stage summary 60 "$PY" "${CHECK[@]}" summary --section "$SECTION"
+    if [ "$MODE" = step-graphs ]; then
+        stage summary 60 "$PY" "${GRAPHS[@]}" summary
+    else
+        stage summary 60 "$PY" "${CHECK[@]}" summary --section "$SECTION"
+    fi
     cp "$WORK/summary.md" "$OUT_DIR/" 2>/dev/null
     cp benchmarks/RESULTS.md "$OUT_DIR/RESULTS.md"
     tar -czf "$OUT_DIR/device_check.tar.gz" -C "$WORK" . 2>/dev/null
@@ -61,6 +68,17 @@ stage env 60 "$PY" "${CHECK[@]}" env
 if [ "$MODE" = equivalence ]; then
     stage data 120 "$PY" "${CHECK[@]}" data
     stage equivalence 420 "$PY" "${CHECK[@]}" equivalence
+    exit 0
+fi
+if [ "$MODE" = step-graphs ]; then
+    # the Market-size set and its decode cache, while the agreement stage runs
+    ("$PY" "${CHECK[@]}" data && "$PY" "${GRAPHS[@]}" decode) > "$WORK/data.log" 2>&1 &
+    DATA_PID=$!
+    stage agreement 240 "$PY" "${GRAPHS[@]}" agreement
+    wait $DATA_PID; echo "== data: exit $?" | tee -a "$LOG"; tail -n 5 "$WORK/data.log" >> "$LOG"
+    stage throughput 150 "$PY" "${GRAPHS[@]}" throughput
+    stage run-basel 240 "$PY" "${GRAPHS[@]}" run --preset basel
+    stage run-atl_acn 240 "$PY" "${GRAPHS[@]}" run --preset atl_acn
     exit 0
 fi
 "$PY" "${CHECK[@]}" data > "$WORK/data.log" 2>&1 &  # the Market-size set, while the smoke test runs

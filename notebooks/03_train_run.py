@@ -75,13 +75,15 @@ curves
 # ## Final mAP and CMC
 #
 # ReID protocols rank the gallery for every query; CMC@r is the share of queries with a right
-# match in the top r, mAP the mean average precision (§4.3). SYSU-MM01 and RegDB show their
-# headline setting.
+# match in the top r, mAP the mean average precision (§4.3), mINP the mean share of a query's
+# matches within the rank of its hardest one (Ye et al. 2021). SYSU-MM01 and RegDB show their
+# headline setting; SYSU-MM01's rank headers name the CMC convention.
 
 # %%
 metrics_table = experiment.metrics_table(run_dir, preset, data)
 plots.save_table(metrics_table, "03_final_metrics", exp.output)
-cmc_plot = plots.cmc_figure({f"{preset} (mAP {final['mAP']:.1f}%)": final["cmc"]}, title=f"CMC: {title}")
+cmc_plot = plots.cmc_figure({f"{preset} (mAP {final['mAP']:.1f}%)": final["cmc"]}, title=f"CMC: {title}",
+                            cmc_convention=final.get("cmc_convention"))
 plots.save_figure(cmc_plot, "03_cmc", exp.output)
 metrics_table
 

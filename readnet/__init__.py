@@ -25,6 +25,8 @@ Modules, one per concept (docs/architecture.md says what each owns and may impor
   experiment  the notebooks' scales (typed size presets) and their shared preamble
   sweep       a grid of training runs, validated first, going on after a failure
   reproduce   the papermill notebook runner
+  notebook_parameters  a notebook's parameters cell; values checked by name and type
+  kernel_log  the runner's kernel log, without ipykernel's TCP warning
 """
 
 import os as _os

@@ -15,16 +15,18 @@ import os
 import re
 import sys
 import traceback
+import warnings
 
 # subcommand -> ("module", "function taking argv: list[str] and returning an exit code", summary)
 SUBCOMMANDS = {
-    "train": ("readnet.commands", "cli_train", "train one preset on one dataset folder"),
+    "train": ("readnet.commands", "cli_train", "train one preset on one dataset folder (--check-data first)"),
     "test": ("readnet.commands", "cli_test", "evaluate a run folder with its dataset's protocol"),
     "resume": ("readnet.commands", "cli_resume", "continue an interrupted run folder"),
     "presets": ("readnet.commands", "cli_presets", "list the papers' presets with their values"),
     "expat": ("readnet.commands", "cli_expat", "expAT-style entry point: -a train | -a test -m CKPT -s SETTING"),
     "make-synthetic": ("readnet.data.synthetic", "cli", "write a synthetic dataset in a published layout"),
-    "reproduce": ("readnet.reproduce", "cli", "execute the notebook pipeline with papermill"),
+    "check-data": ("readnet.data.check", "cli", "decode every image of a dataset once and list the bad files"),
+    "reproduce": ("readnet.reproduce", "cli", "execute the notebook pipeline with papermill (-p NN:name=value)"),
 }
 
 
@@ -70,8 +72,18 @@ def _user_message(error: BaseException) -> str | None:
     return _ANSI.sub("", message)
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """One line per warning, without the source line Python echoes: readnet's own warnings (a
+    dataset that is synthetic or partial) name their category only, others their file and line."""
+    if category.__module__.split(".")[0] == "readnet":
+        return f"{category.__name__}: {message}\n"
+    return f"{filename}:{lineno}: {category.__name__}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = _format_warning
     debug = "--debug" in argv or os.environ.get("READNET_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
     if not argv or argv[0] in {"-h", "--help"}:

@@ -15,12 +15,13 @@ import typing
 
 from readnet import data as reid_data
 from readnet import distributed, runs
+from readnet.data import check
 from readnet.config import (FIELD_NOTES, OPTIMISATION_OVERRIDES, RESUMABLE_OVERRIDES, TrainConfig, config_to_dict,
                             parse_overrides)
 from readnet.evaluation import SYSU_SETTINGS
 from readnet.inference import evaluate_model
 from readnet.presets import PRESET_NOTES, PRESETS, preset, resolve
-from readnet.train import check_resume_overrides, load_checkpoint_model, resume, test, train
+from readnet.train import check_resume_overrides, load_checkpoint_model, load_dataset, resume, test, train
 
 # argparse's messages about a flag it does not know
 _BAD_FLAG = ("unrecognized arguments", "ambiguous option")
@@ -81,6 +82,8 @@ def cli_train(argv: list[str]) -> int:
     parser.add_argument("--run-dir", help="run folder to create (default runs/train/<time>-<method>-<dataset>)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend",
                         help="override config fields, parsed by their type (e.g. --set epochs=10 amp=true)")
+    parser.add_argument("--check-data", action="store_true",
+                        help="first decode every image once (as readnet check-data does); stop if any is bad")
     args = parser.parse_args(argv)
     overrides = _overrides_or_exit(parser, args.set)
     overrides["data_root"] = args.data_root
@@ -90,6 +93,12 @@ def cli_train(argv: list[str]) -> int:
         config = resolve(preset(args.preset, **overrides))
     except ValueError as error:
         parser.error(str(error))
+    if args.check_data:
+        dataset = load_dataset(config)
+        bad = check.bad_images(dataset, progress=config.progress)
+        print(check.describe(dataset, bad), file=sys.stderr)
+        if bad:
+            return 1
     main = int(os.environ.get("RANK", "0")) == 0  # read before the process group is left
     try:
         run_dir = train(config, args.run_dir)

@@ -133,6 +133,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     cuda_graphs: bool = False
+    cuda_graph_step: bool = False
     log_every: int = 50
     decode_cache_dir: str | None = None
 
@@ -162,6 +163,8 @@ FIELD_NOTES = {
     "channels_last": "fast path: NHWC memory format for the convolutions",
     "compile": "fast path: torch.compile the model (the first steps take minutes)",
     "cuda_graphs": "fast path, CUDA: compile with mode 'reduce-overhead' (CUDA graphs)",
+    "cuda_graph_step": "fast path, CUDA, one process: capture each kind of training step (forward, mining, losses, "
+    "backward, optimiser updates) as one CUDA graph and replay it (readnet.step_graph); not with cuda_graphs",
     "log_every": "losses are read back to the host (and checked for NaN) every N steps on the fast path",
     "decode_cache_dir": "folder for decoded image tensors, so later runs skip decoding (None: decode each run)",
     "rerank": "Market-rule datasets (Market-1501, DukeMTMC-reID, CUHK03): k-reciprocal re-ranking of the distances "
@@ -171,7 +174,7 @@ FIELD_NOTES = {
 # Fields a resume may change: they steer the run, not what it computes.
 RESUMABLE_OVERRIDES = ("max_iterations", "epochs", "progress", "num_workers", "device", "checkpoint_every",
                        "eval_every", "eval_batch_size", "checkpoint_epochs", "device_cache", "channels_last", "compile",
-                       "cuda_graphs", "log_every", "decode_cache_dir")
+                       "cuda_graphs", "cuda_graph_step", "log_every", "decode_cache_dir")
 # Fields a resume may change although they change what the run computes from then on (the way
 # out of a NaN loss); the run records each change and the iteration it took effect at.
 OPTIMISATION_OVERRIDES = ("lr", "lr_discriminator", "amp")
@@ -225,6 +228,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"height and width must be positive, got {config.height}x{config.width}")
     if config.log_every < 1:
         raise ValueError(f"log_every must be >= 1 (steps between loss read-backs), got {config.log_every}")
+    if config.cuda_graph_step and config.cuda_graphs:
+        raise ValueError("cuda_graph_step=True captures the whole step, model included: set cuda_graphs=false")
     if config.rerank and method.cross_modal:
         raise ValueError(f"rerank applies to the Market-rule datasets, not to {config.dataset}")
     if config.checkpoint_epochs is not None and config.checkpoint_epochs < 1:

@@ -181,8 +181,16 @@ def set_learning_rates(engine: Engine) -> None:
         scheduler.base_lrs = bases[name][:len(groups)]
         for group, base, factor in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas):
             group["initial_lr"] = base
-            group["lr"] = base * factor(scheduler.last_epoch)
-        scheduler._last_lr = [group["lr"] for group in groups]  # what get_last_lr() reports
+            set_lr(group, base * factor(scheduler.last_epoch))
+        scheduler._last_lr = [float(group["lr"]) for group in groups]  # what get_last_lr() reports
+
+
+def set_lr(group: dict, value: float) -> None:
+    """Write a parameter group's lr, in place where it is a tensor (a captured step reads that tensor)."""
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(value)
+    else:
+        group["lr"] = value
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -221,8 +229,10 @@ def iterate_batches(engine: Engine, dataset: reid_data.ReIDDataset, epoch: int, 
 
 
 def _autocast(engine: Engine):
+    # autocast's cache of bf16 weight copies must not outlive a CUDA graph capture (readnet.step_graph)
+    capturing = engine.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
     return torch.autocast(engine.device.type, dtype=engine.amp_dtype or torch.bfloat16,
-                          enabled=engine.amp_dtype is not None)
+                          enabled=engine.amp_dtype is not None, cache_enabled=not capturing)
 
 
 def _forward(engine: Engine, images: torch.Tensor, modality: str | torch.Tensor = "rgb") -> models.ReIDOutput:
@@ -365,24 +375,39 @@ def extractor_step(engine: Engine, batch: Batch, iteration: int,
     return values
 
 
-def train_step(engine: Engine, batch: Batch, iteration: int) -> dict[str, float]:
-    """One batch of Algorithm 1. With 'separate' adversary batches, batches alternate k D-steps then one
-    F-step; with 'shared', D's k steps and F's step all use this batch."""
+STEP_KINDS = ("extractor", "discriminator", "shared")
+
+
+def step_kind(engine: Engine, iteration: int) -> str:
+    """Which step `iteration` takes: 'extractor' (F's step; the whole step without ACN), 'discriminator'
+    (one of D's k steps, with separate adversary batches) or 'shared' (D's k steps and F's step on one batch)."""
     if not engine.method.camera_adversary:
-        return extractor_step(engine, batch, iteration)
+        return "extractor"
+    if engine.config.adversary_batches == "shared":
+        return "shared"
     k = engine.config.discriminator_steps
-    if engine.config.adversary_batches == "separate":
-        if iteration % (k + 1) < k:
-            engine.model.train()
-            return discriminator_step(engine, batch, iteration)
+    return "discriminator" if iteration % (k + 1) < k else "extractor"
+
+
+def run_step(engine: Engine, kind: str, batch: Batch, iteration: int) -> dict[str, float]:
+    """One step of the given kind (step_kind) on `batch`."""
+    if kind == "extractor":
         return extractor_step(engine, batch, iteration)
     engine.model.train()
+    if kind == "discriminator":
+        return discriminator_step(engine, batch, iteration)
     output = _forward(engine, batch.images)
     values = {}
-    for _ in range(k):
+    for _ in range(engine.config.discriminator_steps):
         values.update(discriminator_step(engine, batch, iteration, features=output.global_feature))
     values.update(extractor_step(engine, batch, iteration, output=output))
     return values
+
+
+def train_step(engine: Engine, batch: Batch, iteration: int) -> dict[str, float]:
+    """One batch of Algorithm 1. With 'separate' adversary batches, batches alternate k D-steps then one
+    F-step; with 'shared', D's k steps and F's step all use this batch."""
+    return run_step(engine, step_kind(engine, iteration), batch, iteration)
 
 
 

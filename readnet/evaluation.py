@@ -2,7 +2,8 @@
 
 ReadNet §4.1 reports rank-1 CMC and mAP under the Market-1501 rule (also used for
 DukeMTMC-reID and CUHK03-new); expAT §4 reports SYSU-MM01 (all/indoor search,
-single/multi-shot, 10 trials) and RegDB (10 trials, both directions).
+single/multi-shot, 10 trials) and RegDB (10 trials, both directions). Every protocol also gives
+mINP (Ye et al. 2021, AGW's metric), which scores the hardest match of each query.
 
 Ranking semantics, shared by every function here: a query's gallery is ordered by
 ascending distance, and equal distances keep gallery order (the order of a stable
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from readnet.distances import chunked_pairwise_distance, pairwise_distance
 from readnet.precision import float32
-from readnet.ranking import DropRule, query_statistics, random_ranking_statistics
+from readnet.ranking import DropRule, QueryStatistics, query_statistics, random_ranking_statistics
 from readnet import reranking
 
 CMC_CONVENTIONS = ("standard", "official")
@@ -52,6 +53,7 @@ SYSU_SHARED_LOCATION = (2, 1)
 
 # k-reciprocal re-ranking (Zhong et al. 2017, ReadNet's [35]) of query x gallery distances: readnet.reranking.
 re_rank = reranking.re_rank
+RERANKING = "k-reciprocal re-ranking"  # how tables and figures name results on re-ranked distances
 
 
 def _as_tensor(values, name: str, device: torch.device | None = None) -> Tensor:
@@ -92,10 +94,30 @@ def _check_distmat(distmat) -> Tensor:
     return distmat.contiguous()
 
 
+@dataclass(frozen=True)
+class RetrievalMetrics:
+    """One evaluation's CMC curve, mAP and mINP, as fractions, over the valid queries.
+
+    mINP (Ye et al. 2021): the mean of INP = |G_i| / R_i^hard, a query's matches over the 1-based
+    rank of its hardest (last-ranked) match among the items it keeps; 1 when every match leads.
+    """
+
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+
+
 def _cmc_from_first_ranks(first_rank: Tensor, valid: Tensor, length: int) -> np.ndarray:
     """Fraction of valid queries whose first match is within rank r, r = 1..length."""
     hits = torch.bincount(first_rank[valid].clamp(max=length), minlength=length + 1)[:length]
     return (hits.cumsum(0).double() / int(valid.sum())).cpu().numpy()
+
+
+def _metrics(statistics: QueryStatistics, first_rank: Tensor, length: int) -> RetrievalMetrics:
+    valid = statistics.valid
+    return RetrievalMetrics(_cmc_from_first_ranks(first_rank, valid, length),
+                            float(statistics.average_precision[valid].mean()),
+                            float(statistics.inverse_negative_penalty[valid].mean()))
 
 
 def _require_valid(valid: Tensor, rule: str) -> None:
@@ -164,18 +186,19 @@ def _label_vectors(q_pids, g_pids, q_camids, g_camids) -> tuple[Tensor, ...]:
             _as_labels(q_camids, "q_camids", num_query, cpu), _as_labels(g_camids, "g_camids", num_gallery, cpu))
 
 
-def evaluate(
+def retrieval_metrics(
     distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, chunk_size: int | None = None
-) -> tuple[np.ndarray, float]:
-    """CMC curve and mAP under the Market-1501 rule (also DukeMTMC-reID and CUHK03-new).
+) -> RetrievalMetrics:
+    """CMC curve, mAP and mINP under the Market-1501 rule (also DukeMTMC-reID and CUHK03-new).
 
     For each query, gallery items with its pid *and* its camera are dropped; a query with no
     match left is skipped (an error if none is left). AP is the mean of the precision at each
-    hit; the CMC is the fraction of queries with a hit within rank r. Numpy arrays or torch
-    tensors; the work runs on distmat's device, over chunks of `chunk_size` queries, each
-    ranked without sorting or by sorting its rows, whichever is cheaper (readnet.ranking).
-    Same numbers as the classic per-query loop (torchreid's eval_market1501; 1e-12 against a
-    float64 loop), with equal distances ranked in gallery order (module docstring).
+    hit; the CMC is the fraction of queries with a hit within rank r; mINP as RetrievalMetrics
+    says. Numpy arrays or torch tensors; the work runs on distmat's device, over chunks of
+    `chunk_size` queries, each ranked without sorting or by sorting its rows, whichever is
+    cheaper (readnet.ranking). Same numbers as the classic per-query loop (torchreid's
+    eval_market1501; 1e-12 against a float64 loop), with equal distances ranked in gallery
+    order (module docstring).
 
     The CMC has min(max_rank, num_gallery) entries, the classic cut for small galleries; at a
     rank past a query's kept items its match has been found, so the curve stays at 1 there
@@ -184,11 +207,18 @@ def evaluate(
     distmat, q_pids, g_pids, q_camids, g_camids = _checked_inputs(
         distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
     with torch.no_grad():
-        first_rank, average_precision, valid = query_statistics(
+        statistics = query_statistics(
             distmat, q_pids, g_pids, _market_rule(q_pids, g_pids, q_camids, g_camids), chunk_size)
-    _require_valid(valid, _MARKET_RULE_TEXT)
-    cmc = _cmc_from_first_ranks(first_rank, valid, min(max_rank, distmat.shape[1]))
-    return cmc, float(average_precision[valid].mean())
+    _require_valid(statistics.valid, _MARKET_RULE_TEXT)
+    return _metrics(statistics, statistics.first_rank, min(max_rank, distmat.shape[1]))
+
+
+def evaluate(
+    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, chunk_size: int | None = None
+) -> tuple[np.ndarray, float]:
+    """(CMC curve, mAP) under the Market-1501 rule: :func:`retrieval_metrics` without mINP."""
+    metrics = retrieval_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, chunk_size)
+    return metrics.cmc, metrics.mAP
 
 
 def _official_first_ranks(distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: DropRule | None) -> Tensor:
@@ -214,7 +244,7 @@ def _official_first_ranks(distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule:
 
 @dataclass(frozen=True)
 class TrialResults:
-    """Per-trial CMC [trials, ranks] and mAP [trials], with the mean and the spread over trials.
+    """Per-trial CMC [trials, ranks], mAP and mINP [trials], with the mean and the spread over trials.
 
     `std` is the sample standard deviation (ddof=1; 0 for a single trial).
     `cmc_convention` names the CMC used: "standard" or "official" (repeated ids removed).
@@ -222,6 +252,7 @@ class TrialResults:
 
     cmc: np.ndarray
     mAP: np.ndarray
+    mINP: np.ndarray
     cmc_convention: str
     seeds: tuple[int, ...] = ()
 
@@ -241,54 +272,68 @@ class TrialResults:
     def mAP_std(self) -> float:
         return float(self.mAP.std(ddof=1)) if len(self.mAP) > 1 else 0.0
 
+    @property
+    def mINP_mean(self) -> float:
+        return float(self.mINP.mean())
+
+    @property
+    def mINP_std(self) -> float:
+        return float(self.mINP.std(ddof=1)) if len(self.mINP) > 1 else 0.0
+
     def summary(self, ranks: Sequence[int] = (1, 5, 10, 20)) -> dict[str, float | str | int]:
-        """Flat dict of mean/std of rank-r CMC (for r within the curve) and mAP."""
+        """Flat dict of mean/std of rank-r CMC (for r within the curve), mAP and mINP."""
         out: dict[str, float | str | int] = {"cmc_convention": self.cmc_convention, "trials": len(self.mAP)}
         for r in ranks:
             if r <= self.cmc.shape[1]:
                 out[f"rank{r}"], out[f"rank{r}_std"] = float(self.cmc_mean[r - 1]), float(self.cmc_std[r - 1])
         out["mAP"], out["mAP_std"] = self.mAP_mean, self.mAP_std
+        out["mINP"], out["mINP_std"] = self.mINP_mean, self.mINP_std
         return out
 
 
 def aggregate_trials(
-    results: Sequence[tuple[np.ndarray, float]], cmc_convention: str = "standard", seeds: Sequence[int] = ()
+    results: Sequence[RetrievalMetrics], cmc_convention: str = "standard", seeds: Sequence[int] = ()
 ) -> TrialResults:
-    """Stack per-trial (cmc, mAP) pairs, e.g. RegDB's 10 trials, into a TrialResults."""
+    """Stack per-trial RetrievalMetrics, e.g. RegDB's 10 trials, into a TrialResults."""
     if not results:
-        raise ValueError("results is empty: pass one (cmc, mAP) pair per trial")
+        raise ValueError("results is empty: pass one RetrievalMetrics per trial")
+    if not all(isinstance(result, RetrievalMetrics) for result in results):
+        raise TypeError("results must hold one RetrievalMetrics per trial (evaluate_regdb and "
+                        "evaluate_sysu_mm01_trial return them)")
     if cmc_convention not in CMC_CONVENTIONS:
         raise ValueError(f"cmc_convention must be one of {CMC_CONVENTIONS}, got {cmc_convention!r}")
-    lengths = {len(cmc) for cmc, _ in results}
+    lengths = {len(result.cmc) for result in results}
     if len(lengths) != 1:
         raise ValueError(f"every trial's CMC must have the same length, got lengths {sorted(lengths)}")
-    cmc = np.stack([np.asarray(c, dtype=np.float64) for c, _ in results])
-    return TrialResults(cmc, np.array([m for _, m in results], dtype=np.float64), cmc_convention, tuple(seeds))
+
+    def stacked(name: str) -> np.ndarray:
+        return np.array([getattr(result, name) for result in results], dtype=np.float64)
+
+    return TrialResults(stacked("cmc"), stacked("mAP"), stacked("mINP"), cmc_convention, tuple(seeds))
 
 
 def _cross_modality_metrics(
     distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: DropRule | None, max_rank: int, cmc: str,
     rule_text: str,
-) -> tuple[np.ndarray, float]:
+) -> RetrievalMetrics:
     if cmc not in CMC_CONVENTIONS:
         raise ValueError(f"cmc must be one of {CMC_CONVENTIONS}, got {cmc!r}")
-    first_rank, average_precision, valid = query_statistics(distmat, q_pids, g_pids, rule, None)
-    _require_valid(valid, rule_text)
-    if cmc == "official":
-        first_rank = _official_first_ranks(distmat, q_pids, g_pids, rule)
-    curve = _cmc_from_first_ranks(first_rank, valid, min(max_rank, distmat.shape[1]))
-    return curve, float(average_precision[valid].mean())
+    statistics = query_statistics(distmat, q_pids, g_pids, rule, None)
+    _require_valid(statistics.valid, rule_text)
+    # mAP and mINP rank every kept item in both conventions; only the CMC removes repeated ids.
+    first_rank = statistics.first_rank if cmc == "standard" else _official_first_ranks(distmat, q_pids, g_pids, rule)
+    return _metrics(statistics, first_rank, min(max_rank, distmat.shape[1]))
 
 
 def evaluate_sysu_mm01_trial(
     distmat, q_pids, q_camids, g_pids, g_camids, max_rank: int = 20, cmc: str = "standard"
-) -> tuple[np.ndarray, float]:
-    """CMC and mAP of one SYSU-MM01 trial, given the query x sampled-gallery distances.
+) -> RetrievalMetrics:
+    """CMC, mAP and mINP of one SYSU-MM01 trial, given the query x sampled-gallery distances.
 
     Camera-3 queries (camid 2) drop every camera-2 gallery item (camid 1), whatever its id;
     nothing else is dropped. cmc="standard": first-hit CMC; cmc="official": the CMC of the
     rank list with repeated ids removed (the official SYSU-MM01 code and AGW's eval_sysu).
-    mAP is computed on the full rank list in both. Queries with no match are skipped.
+    mAP and mINP are computed on the full rank list in both. Queries with no match are skipped.
     """
     distmat, q_pids, g_pids, q_camids, g_camids = _checked_inputs(
         distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
@@ -389,8 +434,8 @@ def chance_sysu_mm01(
 def evaluate_regdb(
     visible_features, visible_pids, thermal_features, thermal_pids,
     direction: str = "visible_to_thermal", metric: str = "euclidean", max_rank: int = 20,
-) -> tuple[np.ndarray, float]:
-    """CMC and mAP of one RegDB trial (expAT §4) in one direction.
+) -> RetrievalMetrics:
+    """CMC, mAP and mINP of one RegDB trial (expAT §4) in one direction.
 
     "visible_to_thermal": visible queries, thermal gallery; "thermal_to_visible" the reverse.
     Cross-modality, so no gallery item is dropped. Combine the 10 trials with
@@ -470,6 +515,65 @@ def nearest_class_accuracy(
     test = _as_features(test_features, "test_features", centres.device)
     y_test = _as_labels(test_labels, "test_labels", test.shape[0], centres.device)
     return float((classes[nearest_centre(test, centres, metric)] == y_test).double().mean())
+
+
+def _direction_angles(directions) -> Tensor:
+    """Pairwise angles (radians, float64) between the rows of `directions` [C, d]; 2-D rows use
+    atan2, which stays exact for nearly parallel directions, where arccos of the cosine does not."""
+    x = _as_features(directions, "directions").double()
+    if x.shape[1] == 2:
+        cross = x[:, None, 0] * x[None, :, 1] - x[:, None, 1] * x[None, :, 0]
+        return torch.atan2(cross.abs(), x @ x.T)
+    unit = torch.nn.functional.normalize(x, dim=1)
+    return torch.arccos((unit @ unit.T).clamp(-1.0, 1.0))
+
+
+def angular_span(directions) -> float:
+    """The span of 2-D class directions [C, 2], in degrees: 360 minus the largest gap between two
+    directions adjacent around the circle, i.e. the narrowest arc holding every class direction
+    (ReadNet Fig. 1: ATL should spread the digits around the circle, not fan them in a cone)."""
+    x = _as_features(directions, "directions").double()
+    if x.shape[1] != 2:
+        raise ValueError(f"the span is defined for 2-D directions, got shape {tuple(x.shape)}")
+    degrees = torch.rad2deg(torch.atan2(x[:, 1], x[:, 0])).remainder(360.0).sort().values
+    gaps = torch.cat([degrees.diff(), (degrees[:1] + 360.0) - degrees[-1:]])
+    return float(360.0 - gaps.max())
+
+
+def narrowest_sector(directions) -> tuple[float, int, int]:
+    """The angle in degrees between the two closest of the class directions [C, d] (C >= 2), and
+    their row indices i < j. In 2-D this is the narrowest angular sector of the nearest-direction
+    rule: where ReadNet §3.2's "wider linear decision boundaries" are tested."""
+    angles = _direction_angles(directions)
+    if angles.shape[0] < 2:
+        raise ValueError(f"the narrowest sector needs at least two directions, got {angles.shape[0]}")
+    angles = angles + torch.diag(torch.full((angles.shape[0],), float("inf"), dtype=angles.dtype))
+    flat = int(angles.argmin())
+    i, j = sorted(divmod(flat, angles.shape[0]))
+    return float(torch.rad2deg(angles[i, j])), i, j
+
+
+@dataclass(frozen=True)
+class ClassSectors:
+    """Where the class directions of a 2-D embedding point (ReadNet Fig. 1)."""
+
+    classes: tuple[int, ...]  # ascending
+    directions_deg: tuple[float, ...]  # each class direction's polar angle in [0, 360)
+    span_deg: float  # angular_span
+    narrowest_deg: float  # narrowest_sector
+    narrowest_pair: tuple[int, int]  # the two classes that bound it
+
+
+def class_sectors(features, labels) -> ClassSectors:
+    """The class directions of :func:`class_centres` ("angle", the nearest-direction rule's centres)
+    of 2-D `features`, with their :func:`angular_span` and :func:`narrowest_sector`."""
+    classes, centres = class_centres(features, labels, "angle")
+    if centres.shape[1] != 2:
+        raise ValueError(f"class sectors are drawn for 2-D features, got {centres.shape[1]}-D")
+    narrowest, i, j = narrowest_sector(centres)
+    polar = torch.rad2deg(torch.atan2(centres[:, 1], centres[:, 0])).remainder(360.0)
+    return ClassSectors(tuple(int(c) for c in classes.tolist()), tuple(float(d) for d in polar.tolist()),
+                        angular_span(centres), narrowest, (int(classes[i]), int(classes[j])))
 
 
 def probe_chance(labels) -> float:

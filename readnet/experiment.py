@@ -195,13 +195,14 @@ class Experiment:
 
     def save_against_paper(self, run_dirs: typing.Sequence[pathlib.Path], table: str, stem: str, title: str,
                            with_margin: bool = False) -> pd.DataFrame:
-        """Finished runs beside a published table (readnet.published), saved as CSV, Markdown and a figure."""
-        source = self.data_source(run_dirs)
+        """Finished runs beside a published table (readnet.published), saved as CSV, Markdown and a figure;
+        the ours column names re-ranking when the runs used it."""
+        source, reranked = self.data_source(run_dirs), explore.reranked(run_dirs)
         frame = published.side_by_side(explore.results_frame(run_dirs, with_margin=with_margin), table=table,
-                                       data_source=source)
+                                       data_source=source, reranked=reranked)
+        ours = published.ours_column(source, reranked=reranked)
         plots.save_table(frame, stem, self.output)
-        plots.save_figure(plots.side_by_side_figure(frame, title=f"{title}: paper vs {published.ours_column(source)}"),
-                          stem, self.output)
+        plots.save_figure(plots.side_by_side_figure(frame, title=f"{title}: paper vs {ours}"), stem, self.output)
         return frame
 
     def runs_to_compare(self, dataset: str, methods: tuple[str, str] = ("basel", "atl")) -> list[pathlib.Path]:
@@ -239,13 +240,15 @@ def run_record(run_dir: pathlib.Path, preset: str, data: explore.DataChoice) -> 
 
 
 def metrics_table(run_dir: pathlib.Path, preset: str, data: explore.DataChoice) -> pd.DataFrame:
-    """One row: the run's final mAP and CMC points (percent) with what it trained on."""
+    """One row: the run's final mAP, mINP and CMC points (percent) with what it trained on. A SYSU-MM01
+    run's rank headers name its CMC convention, since rank-5/10/20 differ between the two."""
     run = runs.load_run(run_dir)
     final = run.final_metrics
-    ranks = {key: final[key] for key in ("rank1", "rank5", "rank10", "rank20") if key in final}
+    convention = f" ({final['cmc_convention']} CMC)" if "cmc_convention" in final else ""
+    ranks = {key + convention: final[key] for key in ("rank1", "rank5", "rank10", "rank20") if key in final}
     return pd.DataFrame([{"run": pathlib.Path(run_dir).name, "method": preset, "margin": run.config["margin"],
                           "dataset": run.config["dataset"], "data": data.label, "iterations": final["iteration"],
-                          "mAP": final["mAP"], **ranks}])
+                          "mAP": final["mAP"], "mINP": final.get("mINP"), **ranks}])
 
 
 def example_rankings(features: explore.RunFeatures, count: int, k: int) -> list[explore.Ranking]:

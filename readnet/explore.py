@@ -6,8 +6,10 @@ none is given) and names it, `list_runs` finds finished run folders, `runs_table
 `readnet.published.side_by_side`), `load_features` gives a run's test-set query/gallery
 features, `rank_gallery` ranks the gallery for one query under the single-query rule of §4.3
 (the query's identity seen by the query's camera is not a valid match), `compare_runs` ranks
-one query under two runs. `explorer_widget` wraps the last three in ipywidgets; the widgets add
-nothing the plain functions cannot do, so a headless notebook calls the functions directly.
+one query under two runs. Both rank by plain or k-reciprocally re-ranked distances (Zhong et
+al. 2017, ReadNet's [35]); `reranking_effect` tabulates rank-1, mAP and mINP with and without.
+`explorer_widget` wraps the ranking functions in ipywidgets; the widgets add nothing the plain
+functions cannot do, so a headless notebook calls the functions directly.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import ipywidgets as widgets
 import pandas as pd
 import torch
 
-from readnet import inference, runs
+from readnet import evaluation, inference, runs
 from readnet.distances import chunked_pairwise_distance
 
 
@@ -91,6 +93,7 @@ class RunFeatures:
     gallery_paths: list[str]
     gallery_pids: list[int]
     gallery_camids: list[int]
+    protocol: str = "market"  # the dataset's evaluation protocol (readnet.data)
 
     @property
     def num_queries(self) -> int:
@@ -128,15 +131,26 @@ def list_runs(root: str | os.PathLike) -> list[pathlib.Path]:
 
 
 def runs_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """One row per run: folder, method, dataset, margin, iterations and its final mAP / rank-1 (percent)."""
+    """One row per run: folder, method, dataset, margin, iterations and its final mAP / mINP / rank-1 (percent)."""
     rows = []
     for run_dir in run_dirs:
         run = runs.load_run(run_dir)
         final = run.final_metrics or {}
         rows.append({"run": pathlib.Path(run_dir).name, "method": run.config["method"],
                      "dataset": run.config["dataset"], "margin": run.config["margin"],
-                     "iterations": final.get("iteration"), "mAP": final.get("mAP"), "rank-1": final.get("rank1")})
-    return pd.DataFrame(rows, columns=["run", "method", "dataset", "margin", "iterations", "mAP", "rank-1"])
+                     "iterations": final.get("iteration"), "mAP": final.get("mAP"), "mINP": final.get("mINP"),
+                     "rank-1": final.get("rank1")})
+    return pd.DataFrame(rows, columns=["run", "method", "dataset", "margin", "iterations", "mAP", "mINP", "rank-1"])
+
+
+def reranked(run_dirs: Sequence[str | os.PathLike]) -> bool:
+    """Whether the runs evaluated k-reciprocally re-ranked distances (their `rerank` field), so that
+    a table of them can say so; ValueError when some did and some did not."""
+    settings = {bool(runs.load_run(run_dir).config.get("rerank", False)) for run_dir in run_dirs}
+    if len(settings) > 1:
+        raise ValueError("some of these runs re-rank their distances and some do not: "
+                         "put them in separate tables")
+    return settings == {True}
 
 
 # evaluation's RegDB directions -> readnet.published's names for them (SYSU-MM01's settings have
@@ -207,24 +221,54 @@ def load_features(run_dir: str | os.PathLike) -> RunFeatures:
         run_dir=run_dir, label=_run_label(run_dir), metric=config.eval_metric, query=query, gallery=gallery,
         query_paths=[r.path for r in dataset.query], query_pids=q_pids.tolist(), query_camids=q_camids.tolist(),
         gallery_paths=[r.path for r in dataset.gallery], gallery_pids=g_pids.tolist(),
-        gallery_camids=g_camids.tolist(),
+        gallery_camids=g_camids.tolist(), protocol=dataset.protocol,
     )
 
 
-def rank_gallery(features: RunFeatures, query_index: int, k: int = 10, exclude_same_camera: bool = True) -> Ranking:
+def _check_rerank(features: RunFeatures) -> None:
+    if features.protocol != "market":  # as TrainConfig.rerank: the cross-modality protocols refuse it
+        raise ValueError(f"re-ranking applies to the Market-rule datasets; {features.label} is evaluated "
+                         f"with the {features.protocol} protocol")
+
+
+def reranking_effect(features: Sequence[RunFeatures]) -> pd.DataFrame:
+    """Rank-1, mAP and mINP (percent, Market rule) of each run's test features without and with
+    k-reciprocal re-ranking (Zhong et al. 2017, ReadNet's [35]; the paper's k1, k2, lambda): what
+    `rerank=true` would report. Two rows per run, "re-ranking" "none" then evaluation.RERANKING."""
+    rows = []
+    for run in features:
+        _check_rerank(run)
+        for rerank in (False, True):
+            distances = inference.ranking_distances(run.query, run.gallery, run.metric, rerank)
+            result = evaluation.retrieval_metrics(distances, run.query_pids, run.gallery_pids, run.query_camids,
+                                                  run.gallery_camids)
+            rows.append({"run": run.run_dir.name, "method": run.label,
+                         "re-ranking": evaluation.RERANKING if rerank else "none",
+                         "rank-1": 100 * float(result.cmc[0]), "mAP": 100 * result.mAP, "mINP": 100 * result.mINP})
+    return pd.DataFrame(rows, columns=["run", "method", "re-ranking", "rank-1", "mAP", "mINP"])
+
+
+def rank_gallery(features: RunFeatures, query_index: int, k: int = 10, exclude_same_camera: bool = True,
+                 rerank: bool = False) -> Ranking:
     """Rank the gallery for query `query_index` and keep the top `k`.
 
     With `exclude_same_camera` the gallery images of the query's identity taken by the query's
     camera are dropped, and junk images (pid -1) always are: the single-query rule the CMC/mAP
-    of §4.3 use, so the strip shows what the metric scores.
+    of §4.3 use, so the strip shows what the metric scores. `rerank` ranks by the k-reciprocally
+    re-ranked distances, which depend on every query and gallery feature (the whole matrix is
+    re-ranked, as in evaluation); the ranking's label says so.
     """
     if not 0 <= query_index < features.num_queries:
         raise ValueError(f"query_index={query_index} is out of range: {features.label} has "
                          f"{features.num_queries} queries (0..{features.num_queries - 1})")
     if k < 1:
         raise ValueError(f"k={k}: ask for at least one gallery image")
-    distances = chunked_pairwise_distance(features.query[query_index:query_index + 1], features.gallery,
-                                          metric=features.metric)[0]
+    if rerank:
+        _check_rerank(features)
+        distances = inference.ranking_distances(features.query, features.gallery, features.metric, True)[query_index]
+    else:
+        distances = chunked_pairwise_distance(features.query[query_index:query_index + 1], features.gallery,
+                                              metric=features.metric)[0]
     pid, camid = features.query_pids[query_index], features.query_camids[query_index]
     gallery_pids = torch.as_tensor(features.gallery_pids)
     gallery_camids = torch.as_tensor(features.gallery_camids)
@@ -234,7 +278,7 @@ def rank_gallery(features: RunFeatures, query_index: int, k: int = 10, exclude_s
     distances = distances.masked_fill(invalid, float("inf"))
     order = torch.argsort(distances, stable=True)[:min(k, int((~invalid).sum()))].tolist()
     return Ranking(
-        label=features.label,
+        label=f"{features.label}, {evaluation.RERANKING}" if rerank else features.label,
         query_path=features.query_paths[query_index],
         query_pid=pid,
         query_camid=camid,
@@ -246,8 +290,10 @@ def rank_gallery(features: RunFeatures, query_index: int, k: int = 10, exclude_s
     )
 
 
-def compare_runs(first: RunFeatures, second: RunFeatures, query_index: int, k: int = 10) -> tuple[Ranking, Ranking]:
-    """Rank the same query image under two runs; `query_index` indexes `first`'s queries.
+def compare_runs(first: RunFeatures, second: RunFeatures, query_index: int, k: int = 10,
+                 rerank: bool = False) -> tuple[Ranking, Ranking]:
+    """Rank the same query image under two runs (`rerank` as in rank_gallery); `query_index`
+    indexes `first`'s queries.
 
     The runs must share the query image (same test split); it is looked up by path in `second`.
     """
@@ -257,11 +303,12 @@ def compare_runs(first: RunFeatures, second: RunFeatures, query_index: int, k: i
     if path not in second.query_paths:
         raise ValueError(f"query {path} of {first.label} is not a query of {second.label}: "
                          "compare two runs trained and tested on the same dataset folder")
-    return rank_gallery(first, query_index, k), rank_gallery(second, second.query_paths.index(path), k)
+    return (rank_gallery(first, query_index, k, rerank=rerank),
+            rank_gallery(second, second.query_paths.index(path), k, rerank=rerank))
 
 
 class ExplorerWidget(widgets.VBox):
-    """ipywidgets over the plain functions: pick a run, a query and k; show or compare.
+    """ipywidgets over the plain functions: pick a run, a query, k and re-ranking; show or compare.
 
     Each button's callback stores what it computed in `rankings` (and the figure in `figure`),
     so the callbacks are testable without a browser.
@@ -280,6 +327,7 @@ class ExplorerWidget(widgets.VBox):
         self.other_run = widgets.Dropdown(options=options, value=options[-1][1], description="compare with")
         self.query = widgets.BoundedIntText(value=0, min=0, max=0, description="query")
         self.k = widgets.IntSlider(value=k, min=1, max=max_k, description="k")
+        self.rerank = widgets.Checkbox(value=False, description=evaluation.RERANKING)
         self.show_button = widgets.Button(description="Show ranking")
         self.compare_button = widgets.Button(description="Compare runs")
         self.output = widgets.Output()
@@ -290,7 +338,7 @@ class ExplorerWidget(widgets.VBox):
         self.run.observe(self._on_run_change, names="value")
         self._on_run_change()
         super().__init__([
-            widgets.HBox([self.run, self.query, self.k, self.show_button]),
+            widgets.HBox([self.run, self.query, self.k, self.rerank, self.show_button]),
             widgets.HBox([self.other_run, self.compare_button]),
             self.output,
         ])
@@ -301,14 +349,19 @@ class ExplorerWidget(widgets.VBox):
         return self._features[run_dir]
 
     def _on_run_change(self, change=None) -> None:
-        self.query.max = self.features(self.run.value).num_queries - 1
+        features = self.features(self.run.value)
+        self.query.max = features.num_queries - 1
+        self.rerank.disabled = features.protocol != "market"  # re-ranking is for the Market-rule datasets
+        if self.rerank.disabled:
+            self.rerank.value = False
 
     def _on_show(self, button=None) -> None:
-        self._display((rank_gallery(self.features(self.run.value), self.query.value, self.k.value),))
+        self._display((rank_gallery(self.features(self.run.value), self.query.value, self.k.value,
+                                    rerank=self.rerank.value),))
 
     def _on_compare(self, button=None) -> None:
         self._display(compare_runs(self.features(self.run.value), self.features(self.other_run.value),
-                                   self.query.value, self.k.value))
+                                   self.query.value, self.k.value, rerank=self.rerank.value))
 
     def _display(self, rankings: tuple[Ranking, ...]) -> None:
         from IPython.display import display

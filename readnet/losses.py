@@ -1,7 +1,8 @@
 """The triplet-loss family of ReadNet (§3, eq. 5-12) and expAT (eq. 10).
 
 Every triplet loss takes un-normalised features ``a, p, n`` of shape [N, d] and
-returns the mean over the N triplets. Mining (which triplets) lives in
+returns the mean over the N triplets (L_ori and ATL offer the mean over the active triplets
+instead, see ``REDUCTIONS``). Mining (which triplets) lives in
 :mod:`readnet.mining` and the distances in :mod:`readnet.distances`; these functions only
 score the triplets they are given.
 
@@ -22,9 +23,23 @@ from readnet.distances import angle, cosine_similarity, euclidean_distance
 from readnet.precision import float32
 
 EXPAT_VARIANTS = ("paper", "reference")
+# How L_ori and ATL reduce their per-triplet hinges to one number. "mean": over all N triplets,
+# the batch form of eq. 5 and eq. 8-9 (the default). "mean_active": over the triplets whose hinge
+# is non-zero, as pytorch-metric-learning's AvgNonZeroReducer does (0 when none is); easy
+# triplets then stop diluting the gradient of the hard ones as training goes on.
+REDUCTIONS = ("mean", "mean_active")
 CENTER_LOSS_VARIANTS = ("paper", "reference")
 
 TripletLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def _reduce(hinge: Tensor, reduction: str) -> Tensor:
+    """The per-triplet hinges [N] reduced as ``reduction`` says (see ``REDUCTIONS``)."""
+    if reduction == "mean":
+        return hinge.mean()
+    if reduction == "mean_active":
+        return hinge.sum() / (hinge > 0).sum().clamp(min=1)
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
 def _check_features(**tensors: Tensor) -> None:
@@ -46,17 +61,17 @@ def _check_features(**tensors: Tensor) -> None:
 
 
 @float32
-def original_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float | None) -> Tensor:
+def original_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float | None, reduction: str = "mean") -> Tensor:
     """L_ori, ReadNet eq. 5: mean of [D(a,p) - D(a,n) + m]_+ with Euclidean D.
 
     ``margin=None`` gives TriNet's soft margin log(1 + exp(D(a,p) - D(a,n)))
-    (Hermans et al. 2017), computed with softplus for stability.
+    (Hermans et al. 2017), computed with softplus for stability (never zero, so both
+    reductions agree). ``reduction="mean_active"`` averages over the triplets with a non-zero
+    hinge instead of all N (``REDUCTIONS``).
     """
     _check_features(a=a, p=p, n=n)
     gap = euclidean_distance(a, p) - euclidean_distance(a, n)
-    if margin is None:
-        return F.softplus(gap).mean()
-    return F.relu(gap + margin).mean()
+    return _reduce(F.softplus(gap) if margin is None else F.relu(gap + margin), reduction)
 
 
 @float32
@@ -84,15 +99,19 @@ def feature_norm_regularizer(a: Tensor, p: Tensor, n: Tensor) -> Tensor:
 
 
 @float32
-def angular_triplet(a: Tensor, p: Tensor, n: Tensor, margin: float, w1: float = 1e-3) -> Tensor:
+def angular_triplet(
+    a: Tensor, p: Tensor, n: Tensor, margin: float, w1: float = 1e-3, reduction: str = "mean"
+) -> Tensor:
     """L_atl, ReadNet eq. 9: L_emb (eq. 8, [theta_ap - theta_an + m]_+) + w1 * L_reg (eq. 10).
 
     Angles come from :func:`readnet.distances.angle` (eps = 1e-7 truncation, §3.2); L_reg acts on the
-    un-normalised features. The paper uses w1 = 1e-3 (§4).
+    un-normalised features. The paper uses w1 = 1e-3 (§4). ``reduction`` applies to L_emb
+    (``REDUCTIONS``); L_reg, a norm that is never zero, is always the mean over all N triplets,
+    as pytorch-metric-learning reduces an embedding regulariser with AvgNonZeroReducer.
     """
     _check_features(a=a, p=p, n=n)
     embedding = F.relu(angle(a, p) - angle(a, n) + margin)
-    return (embedding + w1 * feature_norm_regularizer(a, p, n)).mean()
+    return _reduce(embedding, reduction) + w1 * feature_norm_regularizer(a, p, n).mean()
 
 
 @float32

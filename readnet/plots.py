@@ -4,7 +4,9 @@ Figures are built on ``matplotlib.figure.Figure`` rather than pyplot, so they wo
 headless (no display, no global figure registry) and inside Jupyter alike.
 ``save_figure`` writes PNG + PDF atomically.
 
-Sections: saving; loss geometry (notebook 02).
+Sections: saving; loss geometry (notebook 02); training runs, retrieval and result tables
+(notebooks 03-07); MNIST Fig. 1 (notebook 01), then the papers' tables and the margin sweeps
+(Table 5's, and notebook 01's on MNIST).
 """
 
 from __future__ import annotations
@@ -194,10 +196,12 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def cmc_figure(curves: dict[str, list[float]], title: str = "CMC", max_rank: int = 20) -> Figure:
+def cmc_figure(curves: dict[str, list[float]], title: str = "CMC", max_rank: int = 20,
+               cmc_convention: str | None = None) -> Figure:
     """Cumulative matching characteristic: matching rate (%) at ranks 1..max_rank, one line per run.
 
-    Curves given as fractions (max <= 1) are scaled to percent.
+    Curves given as fractions (max <= 1) are scaled to percent. `cmc_convention` (a SYSU-MM01 run's
+    final metrics name it) goes into the axis label: past rank 1 the two conventions differ.
     """
     if not curves:
         raise ValueError("no CMC curves to plot")
@@ -208,7 +212,7 @@ def cmc_figure(curves: dict[str, list[float]], title: str = "CMC", max_rank: int
         scale = 100.0 if max(values) <= 1.0 else 1.0
         ax.plot(range(1, len(values) + 1), [v * scale for v in values], marker=".", label=label)
     ax.set_xlabel("rank")
-    ax.set_ylabel("matching rate (%)")
+    ax.set_ylabel(f"matching rate (%, {cmc_convention} CMC)" if cmc_convention else "matching rate (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -377,6 +381,22 @@ def angle_histogram_figure(embeddings: dict, data_label: str, max_pairs: int = 2
     return fig
 
 
+def _draw_sectors(ax, sectors: evaluation.ClassSectors, radius: float) -> None:
+    """The span of the class directions as a grey arc around the origin, and the narrowest sector
+    between two class directions as a red wedge (readnet.evaluation.class_sectors)."""
+    from matplotlib.patches import Arc, Wedge
+
+    directions = dict(zip(sectors.classes, sectors.directions_deg))
+    ordered = sorted(sectors.directions_deg)
+    gaps = [(b - a) % 360.0 for a, b in zip(ordered, ordered[1:] + ordered[:1])]
+    widest = int(np.argmax(gaps))  # the span runs from the end of the largest gap round to its start
+    start, end = ordered[(widest + 1) % len(ordered)], ordered[widest]
+    ax.add_patch(Arc((0, 0), 2 * radius, 2 * radius, theta1=start, theta2=end, color="dimgrey", lw=2.5, zorder=3))
+    first, second = (directions[c] for c in sectors.narrowest_pair)
+    low, high = (first, second) if (second - first) % 360.0 <= 180.0 else (second, first)
+    ax.add_patch(Wedge((0, 0), 1.3 * radius, low, low + (high - low) % 360.0, color="red", alpha=0.35, zorder=3))
+
+
 def decision_regions_figure(
     train_embeddings: dict,
     test_embeddings: dict,
@@ -390,7 +410,9 @@ def decision_regions_figure(
     class direction) and nearest class mean (Voronoi cells; crosses mark the means). The regions
     are readnet.evaluation.nearest_class_accuracy's: centres of the training features by
     evaluation.class_centres, the nearest by evaluation.nearest_centre; the test features are drawn
-    on top. `accuracy` maps (loss label, rule) to a test accuracy for the titles.
+    on top. `accuracy` maps (loss label, rule) to a test accuracy for the titles. The direction
+    column also draws the class sectors: the span of the class directions (grey arc) and the
+    narrowest sector (red wedge), the "wider linear decision boundaries" of §3.2.
     """
     from matplotlib.colors import ListedColormap
 
@@ -421,6 +443,9 @@ def decision_regions_figure(
             ax.imshow(regions, origin="lower", extent=(axis_x[0], axis_x[-1], axis_y[0], axis_y[-1]),
                       cmap=colours, vmin=-0.5, vmax=len(classes) - 0.5, alpha=0.25, interpolation="nearest")
             ax.scatter(x[:, 0], x[:, 1], s=3, c=[_digit_colour(d) for d in y], alpha=0.7)
+            if rule == "angle":
+                sectors = evaluation.class_sectors(train_x, train_y)
+                _draw_sectors(ax, sectors, 0.95 * half)
             for digit, centre in zip(classes, centres):
                 if rule == "angle":
                     direction = centre / max(np.linalg.norm(centre), 1e-12)
@@ -437,6 +462,9 @@ def decision_regions_figure(
             ax.set_aspect("equal")
             score = (accuracy or {}).get((label, rule))
             suffix = "" if score is None else f": test accuracy {100 * score:.1f}%"
+            if rule == "angle":
+                suffix += (f"\nspan {sectors.span_deg:.0f}°, narrowest sector {sectors.narrowest_deg:.1f}° "
+                           f"(digits {sectors.narrowest_pair[0]} | {sectors.narrowest_pair[1]})")
             ax.set_title(f"{label}\n{NEAREST_CLASS_RULES[rule]}{suffix}", fontsize=9)
     fig.suptitle(f"Angular sectors vs nearest-mean cells, {data_label}")
     return fig
@@ -462,10 +490,11 @@ def side_by_side_figure(table, title: str = "") -> Figure:
     return table_figure(wide.reset_index(), title=title or f"{table['table'].iloc[0]}: paper vs {', '.join(ours)}")
 
 
-def margin_sweep_figure(results, title: str = "Margin ablation") -> Figure:
+def margin_sweep_figure(results, title: str = "Margin ablation", reranked: bool = False) -> Figure:
     """mAP and rank-1 (percent) against the margin, one line per method and dataset (Table 5's sweep).
 
-    `results` is tidy: method, margin, dataset, metric, value (readnet.explore.results_frame).
+    `results` is tidy: method, margin, dataset, metric, value (readnet.explore.results_frame);
+    `reranked` (readnet.explore.reranked) names re-ranking in the title.
     """
     metrics = list(dict.fromkeys(results["metric"]))
     fig = Figure(figsize=(4.6 * len(metrics), 3.6), layout="constrained")
@@ -480,7 +509,31 @@ def margin_sweep_figure(results, title: str = "Margin ablation") -> Figure:
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(metric)
         ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(f"{title} ({evaluation.RERANKING})" if reranked else title)
+    return fig
+
+
+def mnist_margin_sweep_figure(summary, data_label: str, title: str = "Margin sweep on MNIST") -> Figure:
+    """Fig. 1's four scores against the margin, one line per loss, mean ± std over seeds as error
+    bars: Table 5's margin ablation drawn on real data. `summary` is readnet.fig1.summary_frame's
+    (loss, margin, seeds, and "<score> mean" / "<score> std" columns)."""
+    scores = [c[:-len(" mean")] for c in summary.columns if c.endswith(" mean")]
+    fig = Figure(figsize=(3.6 * len(scores), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(scores), squeeze=False)[0]
+    for ax, score in zip(axes, scores):
+        for loss, line in summary.groupby("loss", sort=False):
+            line = line.sort_values("margin")
+            ax.errorbar(line["margin"], line[f"{score} mean"], yerr=line[f"{score} std"].fillna(0.0), marker="o",
+                        capsize=3, label=loss)
+        ax.set_xscale("log")
+        margins = sorted(set(summary["margin"]))
+        ax.set_xticks(margins, [f"{m:g}" for m in margins], minor=False)
+        ax.set_xticks([], minor=True)
+        ax.set_xlabel("margin m (log; L_ori Euclidean, ATL radians)")
+        ax.set_title(score, fontsize=10)
+    axes[0].legend(fontsize=8)
+    seeds = sorted(set(summary["seeds"]))
+    fig.suptitle(f"{title}, {data_label} (mean ± std over {'/'.join(map(str, seeds))} seed(s))")
     return fig
 
 

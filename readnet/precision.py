@@ -70,17 +70,25 @@ def float32(function: _Function) -> _Function:
 # --- CPU bf16 and oneDNN's AMX kernels -----------------------------------------------------------
 
 
-def cpu_has_amx(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
-    """Whether the CPU lists the ``amx_bf16`` flag (False where /proc/cpuinfo cannot be read)."""
+def _cpu_flags(cpuinfo: str | os.PathLike) -> set[str]:
+    """The flags /proc/cpuinfo lists (empty where it cannot be read)."""
     try:
         text = pathlib.Path(cpuinfo).read_text()
     except OSError:
-        return False
-    return any(
-        "amx_bf16" in line.split(":", 1)[1].split()
-        for line in text.splitlines()
-        if line.startswith("flags") and ":" in line
-    )
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") and ":" in line
+            for flag in line.split(":", 1)[1].split()}
+
+
+def cpu_has_amx(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether the CPU lists the ``amx_bf16`` flag (False where /proc/cpuinfo cannot be read)."""
+    return "amx_bf16" in _cpu_flags(cpuinfo)
+
+
+def cpu_has_native_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether the CPU computes bf16 in hardware (the ``avx512_bf16`` or ``amx_bf16`` flag); elsewhere
+    oneDNN emulates bf16, and autocast is slower than float32."""
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags(cpuinfo))
 
 
 def _caps_below_amx(value: str | None) -> bool:

@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from readnet.evaluation import SYSU_SETTINGS
+from readnet.evaluation import RERANKING, SYSU_SETTINGS
 
 METRICS = ("mAP", "rank-1")
 DATA_SOURCES = ("real", "synthetic")
@@ -267,11 +267,13 @@ def as_frame(table: str | None = None) -> pd.DataFrame:
     )
 
 
-def ours_column(data_source: str, data_label: str | None = None) -> str:
-    """The header of our results' column; it always names the data the results come from."""
+def ours_column(data_source: str, data_label: str | None = None, reranked: bool = False) -> str:
+    """The header of our results' column; it always names the data the results come from, and
+    re-ranking when our results used it (the papers report without)."""
     if data_source not in DATA_SOURCES:
         raise ValueError(f"data_source must be one of {DATA_SOURCES}, got {data_source!r}")
-    return f"ours ({data_source}: {data_label})" if data_label else f"ours ({data_source} data)"
+    data = f"{data_source}: {data_label}" if data_label else f"{data_source} data"
+    return f"ours ({data}, {RERANKING})" if reranked else f"ours ({data})"
 
 
 def side_by_side(
@@ -280,17 +282,19 @@ def side_by_side(
     table: str,
     data_source: str,
     data_label: str | None = None,
+    reranked: bool = False,
 ) -> pd.DataFrame:
     """Our results next to a published table.
 
     `ours` is tidy: columns method, dataset, metric, value (percent), and optionally margin,
     setting and chance (the value a random ranking reaches). `data_source` is "real" (the published
     dataset itself) or "synthetic" (generated data in the published layout). The result has columns
-    table, method, margin, label, dataset, setting, metric, paper, the ours column (`ours_column`),
-    chance when `ours` has it, and, only when data_source is "real", "delta (ours - paper)". It
-    covers the published rows of the datasets in `ours`, plus any of our rows the paper has no cell for.
+    table, method, margin, label, dataset, setting, metric, paper, the ours column (`ours_column`,
+    naming re-ranking when `reranked`), chance when `ours` has it, and, only when data_source is
+    "real", "delta (ours - paper)". It covers the published rows of the datasets in `ours`, plus any
+    of our rows the paper has no cell for.
     """
-    header = ours_column(data_source, data_label)
+    header = ours_column(data_source, data_label, reranked)
     ours_frame = _tidy_ours(ours)
     published = as_frame(table)
     published = published[published["dataset"].isin(set(ours_frame["dataset"]))]

@@ -2,8 +2,9 @@
 
 Every protocol (Market-1501 rule, SYSU-MM01, RegDB; ReadNet §4.1, expAT §4) needs, per query,
 the rank of each match among the gallery items the query keeps, with the gallery ordered by
-ascending distance and equal distances in gallery order (a stable sort). Two exact algorithms
-give the same ranks; each chunk of queries takes the cheaper one:
+ascending distance and equal distances in gallery order (a stable sort). From those ranks come
+the first hit (CMC), AP, and INP (Ye et al. 2021: matches / rank of the last match). Two exact
+algorithms give the same ranks; each chunk of queries takes the cheaper one:
 
 - counting (no sort): only negatives within a query's farthest match can precede a match, so
   only those are located among the query's sorted matches. Its cost follows their number: a
@@ -48,6 +49,18 @@ class DropRule:
 
     drop: Callable[[Tensor, Tensor], Tensor]
     only_same_id: bool
+
+
+@dataclass(frozen=True)
+class QueryStatistics:
+    """Per query: the 0-based rank of its first match among the items it keeps, its AP, its INP
+    (Ye et al. 2021: |matches| / 1-based rank of its last match, the hardest one), and whether it
+    is valid (a match is left). Invalid queries hold rank 0, AP 0 and INP 0."""
+
+    first_rank: Tensor
+    average_precision: Tensor
+    inverse_negative_penalty: Tensor
+    valid: Tensor
 
 
 @dataclass
@@ -317,8 +330,8 @@ def _done(result) -> Future:
 
 def query_statistics(
     distmat: Tensor, q_pids: Tensor, g_pids: Tensor, rule: DropRule | None, chunk_size: int | None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per query: rank of the first match (0-based, among kept items), AP, and whether it is valid.
+) -> QueryStatistics:
+    """Per query: first-match rank, AP and INP (QueryStatistics), from the ranks of its matches.
 
     A query with no match left once `rule` drops its gallery items is invalid. Chunks of
     `chunk_size` queries take the counting or the sorting path (module docstring, SORT_ABOVE).
@@ -335,6 +348,7 @@ def query_statistics(
         q_same, g_same = q_same[kept], g_same[kept]
     first_rank = torch.zeros(num_query, dtype=torch.int64, device=device)
     average_precision = torch.zeros(num_query, dtype=torch.float64, device=device)
+    inverse_penalty = torch.zeros(num_query, dtype=torch.float64, device=device)
     num_matches = torch.zeros(num_query, dtype=torch.int64, device=device)
 
     def record(chunk: _Chunk, ranks: Tensor, slot: Tensor) -> None:
@@ -343,7 +357,11 @@ def query_statistics(
         first_rank[chunk.start + rows[first]] = ranks[first]
         precision = (slot + 1).double() / (ranks + 1).double()
         average_precision[chunk.start:chunk.stop] = torch.bincount(rows, weights=precision, minlength=size)
-        num_matches[chunk.start:chunk.stop] = torch.bincount(rows, minlength=size)
+        counts = torch.bincount(rows, minlength=size)
+        # The hardest match is the last ranked: a scatter max of the ranks per row (0 where none).
+        last = torch.zeros(size, dtype=torch.int64, device=device).scatter_reduce_(0, rows, ranks, reduce="amax")
+        inverse_penalty[chunk.start:chunk.stop] = counts.double() / (last + 1).double()
+        num_matches[chunk.start:chunk.stop] = counts
 
     sorted_chunks = []
     step = _chunk_rows(num_gallery, device, chunk_size)
@@ -362,8 +380,8 @@ def query_statistics(
         for chunk, future in sorted_chunks:
             ranks, slot = future.result()
             record(chunk, ranks.to(device), slot.to(device))
-    valid = num_matches > 0
-    return first_rank, average_precision / num_matches.clamp(min=1), valid
+    return QueryStatistics(first_rank, average_precision / num_matches.clamp(min=1), inverse_penalty,
+                           num_matches > 0)
 
 
 def random_ranking_statistics(

@@ -9,20 +9,22 @@ Run folder layout (default runs/<timestamp>/, or --out):
     NN_name.ipynb      the executed notebook (kept, partly executed, when it fails)
     inputs/            the converted, unexecuted notebooks
     figures/           what the notebooks wrote (their `output_dir` parameter points here)
-    summary.md         notebooks run (status, wall time, failure), then every table
+    summary.md         notebooks run (status, wall time, failure), the claims scoreboard, then every table
     summary.csv        every table row that has a published counterpart (tables with a `paper` column)
     notebooks.csv      one row per notebook: status, wall time, executed notebook, error
+    figures/claims.csv and claims.md: every paper claim, tested where a notebook ran (readnet.claims)
 At the end the figures are also copied into the repository's figures/ (--figures).
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +32,9 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from readnet import claims
+from readnet.kernel_log import kernel_arguments
+from readnet.notebook_parameters import check_parameters, parameter_options
 from readnet.plots import markdown_table
 from readnet.runs import atomic_write, write_text
 
@@ -39,8 +44,9 @@ NOTEBOOK_GLOB = "[0-9][0-9]_*.py"
 FIGURES_PARAMETER = "output_dir"
 # Notebooks that declare it cache their generated datasets in <--cache>/synthetic.
 CACHE_PARAMETER = "cache_dir"
-# Names a size preset of readnet.experiment.SCALES.
-SCALE_PARAMETER = "scale"
+# Parameters the runner sets, which -p may not: what to use instead.
+RUNNER_PARAMETERS = {FIGURES_PARAMETER: "--out DIR (figures go to <run>/figures) and --figures DIR",
+                     CACHE_PARAMETER: "--cache DIR"}
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,14 @@ class MnistDownload:
 
 @dataclass(frozen=True)
 class UserData:
-    """Profile value: the data root the user gave (--data-root / READNET_DATA); required."""
+    """Profile value: the data root the user gave (--data-root / READNET_DATA); required, and each
+    named dataset is read from it before anything runs."""
 
-    dataset: str
+    dataset: str  # one name of readnet.data.DATASET_NAMES, or several, comma-separated
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.dataset.split(",") if name.strip())
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,8 @@ class SyntheticData:
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "01": {"data_root": MnistRoot(), "download": False, "epochs": 1, "train_size": 200, "test_size": 200,
-               "batch_size": 50, "max_triplets": 500, "device": "cpu", "seed": 0},
+               "batch_size": 50, "max_triplets": 500, "device": "cpu", "seed": 0,
+               "sweep_angular_margins": [0.3], "sweep_original_margins": [0.8], "sweep_seeds": [0]},
         "02": {"grid_size": 31, "gradient_points": 50, "show_slider": False},
         "03": {"scale": "smoke", "top_k": 4, "num_examples": 2},
         "04": {"scale": "smoke", "grid": {"basel": [0.8], "atl": [0.08]}},
@@ -86,10 +98,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "07": {"scale": "smoke", "top_k": 4},
     },
     "demo": {
-        # ResNet-18 with a stride-2 stem: a CPU learns the 2-D embedding in a couple of minutes.
-        "01": {"data_root": MnistRoot(), "download": MnistDownload(), "epochs": 3, "train_size": 2000,
-               "test_size": 1000, "batch_size": 100, "max_triplets": 2000, "stem_stride": 2, "device": "auto",
-               "seed": 0},
+        # Fig. 1's recipe (readnet.mnist.FIG1_MNIST, 8 epochs, bf16 where native) on 3,000 training
+        # images, made cheaper for a CPU by ImageNet's stem max-pool, and the sweep's reduced
+        # panel: ATL at the paper's ReID margin and at Fig. 1's, L_ori at §4.2's, one seed. Fewer
+        # steps do not show the claim: at 60-100 steps ATL's digits still sit in a cone.
+        "01": {"data_root": MnistRoot(), "download": MnistDownload(), "train_size": 3000, "test_size": 1000,
+               "stem_pool": True, "device": "auto", "seed": 0,
+               "sweep_angular_margins": [0.08, 0.3], "sweep_original_margins": [0.8], "sweep_seeds": [0]},
         "02": {"grid_size": 121, "gradient_points": 200, "show_slider": False},
         "03": {"scale": "demo"},
         "04": {"scale": "demo", "grid": {"basel": [0.2, 0.8], "atl": [0.02, 0.08]}},
@@ -99,8 +114,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "07": {"scale": "demo"},
     },
     "paper": {
-        "01": {"data_root": MnistRoot(), "download": True, "epochs": 20, "train_size": None, "test_size": None,
-               "batch_size": 100, "max_triplets": 2000, "device": "auto", "seed": 0},
+        # Fig. 1's recipe on all of data_root's MNIST, and the full margin sweep over three seeds.
+        "01": {"data_root": MnistRoot(), "download": True, "train_size": None, "test_size": None, "device": "auto",
+               "seed": 0, "sweep_angular_margins": None, "sweep_original_margins": None, "sweep_seeds": None},
         "02": {"grid_size": 241, "gradient_points": 400, "show_slider": False},
         "03": {"scale": "paper", "data_root": UserData("market1501"), "train_own_loss": False},
         "04": {"scale": "paper", "datasets": ["market1501", "dukemtmc", "cuhk03"],
@@ -131,6 +147,7 @@ class ReproduceConfig:
     cache_dir: Path = Path("data")  # generated datasets in synthetic/, MNIST downloads in mnist/
     cell_timeout_s: int | None = None  # None: the profile's CELL_TIMEOUT_S
     kernel_name: str = KERNEL_NAME
+    parameters: tuple[str, ...] = ()  # -p items, [NN:]name=value (readnet.notebook_parameters)
 
 
 @dataclass
@@ -178,57 +195,6 @@ def discover_notebooks(notebooks_dir: Path) -> dict[str, Path]:
     return found
 
 
-def declared_parameters(source: Path) -> dict[str, Any]:
-    """Names and literal defaults of the one cell tagged `parameters` in a jupytext source."""
-    import jupytext
-
-    notebook = jupytext.read(source)
-    cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(
-            f"{source}: expected exactly one cell tagged 'parameters', found {len(cells)}; "
-            "tag one cell with `# %% tags=[\"parameters\"]`"
-        )
-    try:
-        tree = ast.parse(cells[0].source)
-    except SyntaxError as error:
-        raise ValueError(f"{source}: the parameters cell is not valid Python: {error}") from error
-    defaults: dict[str, Any] = {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if not targets or not all(isinstance(t, ast.Name) for t in targets) or node.value is None:
-            raise ValueError(f"{source}: the parameters cell may only assign names to literals (line {node.lineno})")
-        for target in targets:
-            try:
-                defaults[target.id] = ast.literal_eval(node.value)
-            except ValueError as error:
-                raise ValueError(
-                    f"{source}: parameter {target.id!r} needs a literal default (line {node.lineno}), "
-                    "e.g. a number, string, None, list or dict"
-                ) from error
-    return defaults
-
-
-def check_parameters(source: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The notebook's declared parameters; ValueError naming every given name it does not declare,
-    or an unknown scale."""
-    declared = declared_parameters(source)
-    unknown = sorted(set(parameters) - set(declared))
-    if unknown:
-        raise ValueError(
-            f"{source.name}: unknown parameter(s) {', '.join(unknown)}; "
-            f"its parameters cell declares: {', '.join(sorted(declared)) or '(none)'}"
-        )
-    if SCALE_PARAMETER in parameters:
-        from readnet.experiment import get_scale
-
-        try:
-            get_scale(parameters[SCALE_PARAMETER])
-        except ValueError as error:
-            raise ValueError(f"{source.name}: {error}") from error
-    return declared
-
-
 # ---- resolving profile values --------------------------------------------------------------------
 
 
@@ -266,6 +232,49 @@ def synthetic_dataset(spec: SyntheticData, cache_dir: Path) -> Path:
     return root.resolve()
 
 
+def _given_data_root(value: UserData, data_root: Path | None, profile: str) -> Path:
+    if data_root is None:
+        raise ValueError(
+            f"profile {profile!r} needs the real {value.dataset} data: pass --data-root DIR "
+            "(or set READNET_DATA) to the folder holding it"
+        )
+    return data_root
+
+
+def check_datasets(parameters: Mapping[str, Mapping[str, Any]], data_root: Path | None, profile: str) -> None:
+    """Read every dataset that the notebooks' UserData values name from `data_root`, each once,
+    so that a missing or misplaced dataset stops the run before anything runs; the reader's error
+    names the layout it expected."""
+    from readnet.data import DatasetCountWarning, load_dataset
+
+    needed = [value for values in parameters.values() for value in values.values() if isinstance(value, UserData)]
+    names = list(dict.fromkeys(name for value in needed for name in value.names))
+    if not names:
+        return
+    root = _given_data_root(UserData(", ".join(names)), data_root, profile)
+    for name in names:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DatasetCountWarning)  # partial data is the notebooks' to report
+                load_dataset(name, root)
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"profile {profile!r} reads {name} from --data-root {root}: {error}") from None
+
+
+def check_writable(folder: Path, fix: str) -> None:
+    """PermissionError naming `folder` and `fix` unless a file can be made there: a probe folder is
+    made, and removed at once, in `folder` or its nearest existing parent, so nothing is left."""
+    existing = folder.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        os.rmdir(tempfile.mkdtemp(prefix=".readnet-probe-", dir=existing))
+    except OSError as error:
+        raise PermissionError(f"cannot write to {folder} ({error.strerror or error}); {fix}") from None
+
+
 def resolve_parameters(
     parameters: Mapping[str, Any], *, data_root: Path | None, cache_dir: Path, profile: str
 ) -> dict[str, Any]:
@@ -277,12 +286,7 @@ def resolve_parameters(
         elif isinstance(value, MnistDownload):
             value = mnist_root(data_root) is None
         elif isinstance(value, UserData):
-            if data_root is None:
-                raise ValueError(
-                    f"profile {profile!r} needs the real {value.dataset} data: pass --data-root DIR "
-                    "(or set READNET_DATA) to the folder holding it"
-                )
-            value = str(data_root)
+            value = str(_given_data_root(value, data_root, profile))
         elif isinstance(value, SyntheticData):
             value = str(synthetic_dataset(value, cache_dir))
         resolved[name] = value
@@ -370,6 +374,7 @@ def execute_notebook(
             execution_timeout=cell_timeout_s,
             start_timeout=180,
             cwd=str(source.parent.resolve()),
+            extra_arguments=kernel_arguments(),
         )
     except Exception as error:  # noqa: BLE001 - any failure is reported and the pipeline goes on
         wall = time.perf_counter() - started
@@ -400,11 +405,20 @@ def reproduce(
             f"found: {', '.join(notebooks) or '(none)'}"
         )
     selected = {n: p for n, p in notebooks.items() if not config.only or n in config.only}
-    declared = {number: check_parameters(source, profile.get(number, {})) for number, source in selected.items()}
-    # Resolved before the first notebook runs, so a missing --data-root stops the run up front.
+    given = parameter_options(config.parameters, selected, RUNNER_PARAMETERS)
+    wanted = {number: {**profile.get(number, {}), **given[number]} for number in selected}
+    declared = {number: check_parameters(source, wanted[number]) for number, source in selected.items()}
+    # Every output location and every dataset is checked before anything is generated or run.
+    check_writable(config.out or config.runs_dir, "pass --out DIR where you may write")
+    if config.figures_dir is not None:
+        check_writable(config.figures_dir, "pass --figures DIR where you may write")
+    if any(CACHE_PARAMETER in declared[number] or any(isinstance(value, (MnistRoot, SyntheticData))
+                                                      for value in wanted[number].values()) for number in selected):
+        check_writable(config.cache_dir, "pass --cache DIR where you may write")
+    check_datasets(wanted, config.data_root, config.profile)
     resolved = {
         number: resolve_parameters(
-            profile.get(number, {}), data_root=config.data_root, cache_dir=config.cache_dir, profile=config.profile
+            wanted[number], data_root=config.data_root, cache_dir=config.cache_dir, profile=config.profile
         )
         for number in selected
     }
@@ -489,10 +503,15 @@ def write_summary(report: RunReport) -> None:
         columns=["notebook", "status", "wall_s", "executed", "error"],
     )
     against = tables_against_papers(figures)
+    figures.mkdir(parents=True, exist_ok=True)
+    board = claims.scoreboard(figures)
+    write_text(figures / "claims.csv", board.to_csv(index=False))
+    write_text(figures / "claims.md", markdown_table(board) + "\n")
     write_text(run_dir / "notebooks.csv", status.to_csv(index=False))
     write_text(run_dir / "summary.csv", against.to_csv(index=False))
 
     lines = [f"# readnet reproduce: {run_dir.name}", "", "## Notebooks", "", markdown_table(status, "{:.1f}"), ""]
+    lines += ["## Claims", "", markdown_table(board), ""]
     lines += ["## Tables against the papers", ""]
     if against.empty:
         lines += ["No table with published counterparts was written.", ""]
@@ -505,7 +524,7 @@ def write_summary(report: RunReport) -> None:
             "",
         ]
     lines += ["## All tables", ""]
-    for path in sorted(figures.glob("*.csv")):
+    for path in sorted(p for p in figures.glob("*.csv") if p.name != "claims.csv"):  # shown above
         lines += [f"### {path.stem}", "", markdown_table(pd.read_csv(path)), ""]
     figures_written = sorted(p.name for p in figures.iterdir() if p.suffix in {".png", ".pdf"})
     lines += ["## Figures", "", *(f"- figures/{name}" for name in figures_written), ""]
@@ -530,6 +549,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", type=Path, default=Path("data"),
                         help="cache folder: generated datasets (synthetic/) and MNIST downloads (mnist/), reused")
     parser.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: per profile)")
+    parser.add_argument("-p", dest="parameters", action="append", default=[], metavar="[NN:]NAME=VALUE",
+                        help="set a notebook parameter (repeatable): NN:name=value for notebook NN, name=value for "
+                        "every selected notebook declaring it; a Python literal of the default's type, checked "
+                        "before anything runs (e.g. -p 02:grid_size=61 -p seed=1)")
     return parser
 
 
@@ -552,9 +575,10 @@ def cli(argv: list[str]) -> int:
             figures_dir=args.figures,
             cache_dir=args.cache,
             cell_timeout_s=args.cell_timeout,
+            parameters=tuple(args.parameters),
         )
         report = reproduce(config)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, PermissionError) as error:
         print(f"readnet reproduce: {error}", file=sys.stderr)
         return 2
     return report.exit_code

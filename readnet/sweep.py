@@ -24,7 +24,8 @@ from readnet import plots, runs
 from readnet.config import METHODS
 from readnet.experiment import Budget, Experiment
 
-COLUMNS = ["dataset", "preset", "margin", "status", "mAP", "rank-1", "iterations", "seconds", "run", "error"]
+COLUMNS = ["dataset", "preset", "margin", "rerank", "status", "mAP", "mINP", "rank-1", "iterations", "seconds", "run",
+           "error"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +47,12 @@ class Cell:
                        else f"-{name}_{value}" for name, value in self.settings)
 
 
-def margin_grid(datasets: typing.Sequence[str], grid: typing.Mapping[str, typing.Sequence[float]]) -> list[Cell]:
-    """Table 5's cells: every preset of `grid` at each of its margins, on every dataset."""
-    return [Cell(dataset, preset, (("margin", float(margin)),))
+def margin_grid(datasets: typing.Sequence[str], grid: typing.Mapping[str, typing.Sequence[float]],
+                rerank: bool = False) -> list[Cell]:
+    """Table 5's cells: every preset of `grid` at each of its margins, on every dataset. `rerank`
+    evaluates every run on k-reciprocally re-ranked distances (never the papers' setting)."""
+    extra = (("rerank", True),) if rerank else ()
+    return [Cell(dataset, preset, (("margin", float(margin)),) + extra)
             for dataset in datasets for preset, margins in grid.items() for margin in margins]
 
 
@@ -122,13 +126,14 @@ def validate(experiment: Experiment, cells: typing.Sequence[Cell], budget: Budge
 
 
 def outcome_row(outcome: Outcome) -> dict[str, typing.Any]:
-    """A table row; the run's margin and final metrics when it finished, its error when it failed."""
+    """A table row; the run's margin, re-ranking and final metrics when it finished, its error when it failed."""
     run = runs.load_run(outcome.run_dir) if outcome.status == "ok" else None
     final = run.final_metrics if run else None
     return {"dataset": outcome.cell.dataset, "preset": outcome.cell.preset,
             "margin": run.config["margin"] if run else dict(outcome.cell.settings).get("margin"),
-            "status": outcome.status,
-            "mAP": final["mAP"] if final else None, "rank-1": final["rank1"] if final else None,
+            "rerank": run.config.get("rerank", False) if run else None, "status": outcome.status,
+            "mAP": final["mAP"] if final else None, "mINP": final.get("mINP") if final else None,
+            "rank-1": final["rank1"] if final else None,
             "iterations": final["iteration"] if final else None, "seconds": round(outcome.seconds, 1),
             "run": outcome.run_dir.name, "error": outcome.error}
 

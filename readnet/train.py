@@ -33,6 +33,7 @@ from readnet.engine import (Engine, LossLog, MetricLoss, Miner, NonFiniteLossErr
                             set_learning_rates, train_step)
 from readnet.inference import evaluate_model
 from readnet.presets import resolve
+from readnet.step_graph import StepGraphs, plain_learning_rates
 
 
 def load_dataset(config: TrainConfig) -> reid_data.ReIDDataset:
@@ -59,8 +60,8 @@ def _checkpoint_payload(engine: Engine, state: dict) -> dict:
         "model": engine.model.state_dict(),
         "discriminator": engine.discriminator.state_dict() if engine.discriminator is not None else {},
         "center": engine.center.state_dict() if engine.center is not None else {},
-        "optimizers": {name: opt.state_dict() for name, opt in engine.optimizers.items()},
-        "schedulers": {name: sched.state_dict() for name, sched in engine.schedulers.items()},
+        "optimizers": {name: plain_learning_rates(opt.state_dict()) for name, opt in engine.optimizers.items()},
+        "schedulers": {name: plain_learning_rates(sched.state_dict()) for name, sched in engine.schedulers.items()},
         "rng": runs.capture_rng({"augment": engine.generator}),
     }
 
@@ -125,7 +126,7 @@ def _iteration_limit(config: TrainConfig, per_epoch: int) -> int:
 def _epoch_record(engine: Engine, state: dict, seconds: float) -> dict:
     """The finished epoch's record; under DDP the losses are the mean over the ranks (on rank 0)."""
     record = {"epoch": state["epoch"], "iteration": state["iteration"], "seconds": round(seconds, 3),
-              "lr": engine.optimizers["extractor"].param_groups[0]["lr"]}
+              "lr": float(engine.optimizers["extractor"].param_groups[0]["lr"])}
     means = {f"loss/{name}": state["sums"][name] / state["counts"][name] for name in sorted(state["sums"])}
     per_rank = distributed.gather_metrics(means)
     record.update(distributed.mean_metrics(per_rank) if per_rank is not None else means)
@@ -163,13 +164,14 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
     bar = tqdm(total=math.ceil(limit / per_epoch), initial=state["epoch"], desc="epochs", unit="epoch",
                disable=not (config.progress and main))
     log = LossLog(state)
+    step = StepGraphs(engine) if config.cuda_graph_step else train_step
     try:
         while state["iteration"] < limit:
             started = state["epoch_started"] = time.perf_counter()
             start = state["iteration_in_epoch"]
             engine.model.train()
             for batch in iterate_batches(engine, dataset, state["epoch"], start, start + limit - state["iteration"]):
-                log.add(train_step(engine, batch, state["iteration"]), state["iteration"])
+                log.add(step(engine, batch, state["iteration"]), state["iteration"])
                 state["iteration"] += 1
                 state["iteration_in_epoch"] += 1
                 if config.schedule_unit == "iteration":
@@ -188,8 +190,9 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
                 for scheduler in engine.schedulers.values():
                     scheduler.step()
             if config.eval_every and state["epoch"] % config.eval_every == 0 and state["iteration"] < limit and main:
-                # The record keeps the scalars (mAP, rank-r): TensorBoard and the curves plot them; the
-                # whole CMC, the chance level and per-setting results are in final_metrics.json.
+                # The record keeps the scalars (mAP, mINP, rank-r), which TensorBoard and the curves plot,
+                # and SYSU-MM01's CMC convention; the whole CMC, the chance level and per-setting results
+                # are in final_metrics.json.
                 record.update({f"eval/{k}": v for k, v in evaluate_model(
                     engine.model, dataset, config, caches=engine.eval_caches).items()
                     if k not in ("settings", "cmc", "chance_rank1", "chance_mAP")})
@@ -201,7 +204,7 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
                 runs.write_metrics(run_dir, state["records"])
             if writer is not None:
                 for key, value in record.items():
-                    if key not in ("epoch", "iteration"):
+                    if key not in ("epoch", "iteration") and not isinstance(value, str):
                         writer.add_scalar(key, value, state["iteration"])
             bar.update(1)
             bar.set_postfix({k.removeprefix("loss/"): f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")})
@@ -213,7 +216,7 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
                      **evaluate_model(engine.model, dataset, config, caches=engine.eval_caches)}
             runs.write_json(run_dir / runs.FINAL_METRICS_FILE, final)
             if writer is not None:
-                for key in ("mAP", "rank1"):
+                for key in ("mAP", "mINP", "rank1"):
                     writer.add_scalar(f"final/{key}", final[key], state["iteration"])
         distributed.barrier()
     finally:
@@ -373,7 +376,13 @@ def load_checkpoint_model(path: str | os.PathLike, data_root: str | None = None,
     config = _checkpoint_config(checkpoint)
     overrides = {key: value for key, value in (("data_root", data_root), ("device", device)) if value is not None}
     config = resolve(replace(config, **overrides))
-    dataset = load_dataset(config)
+    try:
+        dataset = load_dataset(config)
+    except FileNotFoundError as error:
+        if data_root is not None:
+            raise
+        raise FileNotFoundError(f"{error} ({path} records data_root {config.data_root}; if the dataset moved, "
+                                "give its folder: readnet test --data-root DIR, or data_root=...)") from None
     engine = build_engine(config, dataset, pretrained=False, for_training=False)
     engine.model.load_state_dict(checkpoint["model"])
     engine.model.eval()

@@ -7,7 +7,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "readnet"
 MAX_LINES = 620
 
 # module -> the readnet modules it may import (docs/architecture.md)
-NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep"}
+NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "notebook_parameters", "kernel_log", "experiment",
+                 "sweep", "fig1", "claims"}
 ALLOWED = {
     "precision": set(),
     "runs": set(),
@@ -27,8 +28,9 @@ ALLOWED = {
     "engine": {"augment", "batches", "config", "data", "distributed", "losses", "mining", "models", "precision",
                "runs"},
     "inference": {"config", "data", "distances", "evaluation"},
-    "train": {"batches", "config", "data", "distributed", "engine", "inference", "presets", "runs"},
-    "mnist": {"config", "data", "engine", "losses", "mining", "models", "presets", "runs"},
+    "step_graph": {"batches", "distributed", "engine"},
+    "train": {"batches", "config", "data", "distributed", "engine", "inference", "presets", "runs", "step_graph"},
+    "mnist": {"config", "data", "engine", "losses", "mining", "models", "precision", "presets", "runs"},
     "commands": {"config", "data", "distributed", "evaluation", "inference", "presets", "runs", "train"},
     "cli": set(),
 }

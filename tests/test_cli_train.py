@@ -41,7 +41,7 @@ def test_train_writes_a_complete_run_that_test_reproduces_and_resume_extends(dat
 
     assert cli.main(["test", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "DIFFERENT" not in out and out.count("same") == 7  # mAP, rank-1/5/10/20, chance rank-1 and mAP
+    assert "DIFFERENT" not in out and out.count("same") == 8  # mAP, mINP, rank-1/5/10/20, chance rank-1 and mAP
 
     assert cli.main(["resume", "--run", str(run_dir), "--set", "max_iterations=4"]) == 0
     assert runs.read_json(run_dir / "final_metrics.json")["iteration"] == 4
@@ -69,7 +69,7 @@ def test_presets_lists_every_preset_with_its_values(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--preset", "basel", "--data-root", "x", "--lr", "1"], "valid flags: --data-root, --dataset"),
+    (["train", "--preset", "basel", "--data-root", "x", "--lr", "1"], "valid flags: --check-data, --data-root, --dataset"),
     (["train", "--preset", "trinet", "--data-root", "x"], "choose from 'basel', 'atl'"),
     (["train", "--preset", "basel", "--data-root", "x", "--set", "lrate=1"], "valid keys: method, dataset"),
     (["train", "--preset", "basel", "--data-root", "x", "--set", "p=four"], "p='four': expected int"),

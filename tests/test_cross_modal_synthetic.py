@@ -72,10 +72,11 @@ def protocol_results(dataset, query, gallery, trials):
             out[name] = ((result.cmc_mean[0], result.mAP_mean),
                          evaluation.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, mode, shots, trials))
         return out
-    return {direction: ((lambda cmc, mAP: (cmc[0], mAP))(*evaluation.evaluate_regdb(query, q_pids, gallery, g_pids,
-                                                                                      direction)),
-                        evaluation.chance_regdb(q_pids, g_pids, direction))
-            for direction in evaluation.REGDB_DIRECTIONS}
+    out = {}
+    for direction in evaluation.REGDB_DIRECTIONS:
+        result = evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction)
+        out[direction] = ((result.cmc[0], result.mAP), evaluation.chance_regdb(q_pids, g_pids, direction))
+    return out
 
 
 @pytest.mark.parametrize("name", ["sysu_mm01", "regdb"])

@@ -47,3 +47,31 @@ def test_device_check_dry_run_runs_every_stage(tmp_path):
     assert "dry run" in summary and "| basel | 2 | True |" in summary
     # a dry run on the CPU records nothing in the repository's RESULTS.md
     assert (out / "RESULTS.md").read_text() == (ROOT / "benchmarks" / "RESULTS.md").read_text()
+
+
+@pytest.mark.slow
+def test_device_check_step_graphs_dry_run_checks_the_captured_steps(tmp_path):
+    """--step-graphs at the dry-run scale, with graphs replayed eagerly on the CPU: every case agrees
+    with its eager steps, every pipeline is timed and both full-length runs finish."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "READNET_CHECK_DATA": str(tmp_path / "data"),
+           "TMPDIR": str(tmp_path), "DEVICE_CHECK_SECONDS": "900"}
+    completed = subprocess.run(["bash", str(ROOT / "benchmarks" / "device_check.sh"), str(out), "--step-graphs",
+                                "--dry-run"], env=env, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    with tarfile.open(out / "device_check.tar.gz") as archive:
+        archive.extractall(tmp_path / "work", filter="data")
+    work = tmp_path / "work"
+    agreement = json.loads((work / "agreement.json").read_text())
+    assert set(agreement) == {"basel", "atl_acn", "atl_acn_shared", "expat_cross_modal"}
+    for name, entry in agreement.items():
+        assert entry["ok"] and entry["max_relative_loss_difference"] < 0.05, (name, entry)
+    speed = json.loads((work / "throughput.json").read_text())
+    for name in ("conventional", "fast_eager", "fast_step_graphs"):
+        assert speed[name]["images_per_second"] > 0, speed[name]
+    assert speed["acn_step_graphs"]["finite"]
+    for preset in ("basel", "atl_acn"):
+        run = json.loads((work / f"run-{preset}.json").read_text())
+        assert run["epochs"] == 1 and 0 <= run["mAP"] <= 100, run
+    assert "whole-step CUDA graphs" in (out / "summary.md").read_text()
+    assert (out / "RESULTS.md").read_text() == (ROOT / "benchmarks" / "RESULTS.md").read_text()

@@ -1,5 +1,9 @@
 """readnet.evaluation against straightforward per-query loops, hand-computed cases and protocol rules.
 
+The loops are float64 references written from the definitions: CMC, AP, and INP (Ye et al. 2021:
+a query's matches over the 1-based rank of its last match among the kept items, as AGW's
+eval_sysu / eval_regdb describe it).
+
 Tests taking the `ranking_path` fixture run once per ranking algorithm of readnet.ranking: the
 counting path, the sorting path (numpy, as on the CPU) and the sorting path in torch (as on CUDA).
 """
@@ -27,19 +31,20 @@ def ranking_path(request, monkeypatch):
 
 
 def loop_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
-    """The classic per-query loop, with a stable sort (ties in gallery order)."""
+    """The classic per-query loop, with a stable sort (ties in gallery order): (cmc, mAP, mINP)."""
     distmat = np.asarray(distmat)
     length = min(max_rank, distmat.shape[1])
-    all_cmc, all_ap = [], []
+    all_cmc, all_ap, all_inp = [], [], []
     for q in range(distmat.shape[0]):
         order = np.argsort(distmat[q], kind="stable")
         keep = ~((g_pids[order] == q_pids[q]) & (g_camids[order] == q_camids[q]))
-        hits = (g_pids[order][keep] == q_pids[q]).astype(float)
+        hits = (g_pids[order][keep] == q_pids[q]).astype(np.float64)
         if hits.sum() > 0:
             cmc = np.minimum(hits.cumsum(), 1)
             all_cmc.append(np.concatenate([cmc, np.ones(length)])[:length])
             all_ap.append(average_precision(hits))
-    return mean_over_valid_queries(all_cmc, all_ap)
+            all_inp.append(inverse_negative_penalty(hits))
+    return mean_over_valid_queries(all_cmc, all_ap, all_inp)
 
 
 def average_precision(hits):
@@ -47,22 +52,28 @@ def average_precision(hits):
     return (precision * hits).sum() / hits.sum()
 
 
-def mean_over_valid_queries(all_cmc, all_ap):
+def inverse_negative_penalty(hits):
+    """INP of one query's kept ranked list: the hits up to the hardest (last) one, over its 1-based rank."""
+    hardest = np.flatnonzero(hits).max()
+    return hits[:hardest + 1].sum() / (hardest + 1.0)
+
+
+def mean_over_valid_queries(all_cmc, all_ap, all_inp):
     if not all_ap:
         raise ValueError("no valid query")
-    return np.mean(all_cmc, 0), float(np.mean(all_ap))
+    return np.mean(all_cmc, 0), float(np.mean(all_ap)), float(np.mean(all_inp))
 
 
 def loop_cross_modality(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=20, official=False):
     """AGW's eval_sysu as a plain loop: camera-3 queries (camid 2) drop camera-2 (camid 1) items."""
     distmat = np.asarray(distmat)
     length = min(max_rank, distmat.shape[1])
-    all_cmc, all_ap = [], []
+    all_cmc, all_ap, all_inp = [], [], []
     for q in range(distmat.shape[0]):
         order = np.argsort(distmat[q], kind="stable")
         keep = ~((q_camids[q] == 2) & (g_camids[order] == 1))
         ranked = g_pids[order][keep]
-        hits = (ranked == q_pids[q]).astype(float)
+        hits = (ranked == q_pids[q]).astype(np.float64)
         if hits.sum() == 0:
             continue
         if official:
@@ -72,7 +83,8 @@ def loop_cross_modality(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=20
             cmc = np.minimum(hits.cumsum(), 1)
         all_cmc.append(np.concatenate([cmc, np.ones(length)])[:length])
         all_ap.append(average_precision(hits))
-    return mean_over_valid_queries(all_cmc, all_ap)
+        all_inp.append(inverse_negative_penalty(hits))  # on the kept list, whichever CMC convention
+    return mean_over_valid_queries(all_cmc, all_ap, all_inp)
 
 
 def random_case(rng, num_query, num_gallery, num_ids=6, num_cameras=3, ties=False):
@@ -88,6 +100,10 @@ def random_case(rng, num_query, num_gallery, num_ids=6, num_cameras=3, ties=Fals
 
 
 def assert_same(got, expected):
+    """got: RetrievalMetrics (or evaluate's (cmc, mAP)); expected: a loop's (cmc, mAP, mINP)."""
+    if isinstance(got, E.RetrievalMetrics):
+        assert got.mINP == pytest.approx(expected[2], abs=1e-12)
+        got = (got.cmc, got.mAP)
     np.testing.assert_allclose(got[0], expected[0], atol=1e-12, rtol=0)
     assert got[1] == pytest.approx(expected[1], abs=1e-12)
 
@@ -100,14 +116,28 @@ def test_hand_computed_junk_distractor_and_ap(ranking_path):
     cmc, mAP = E.evaluate(distmat, np.array([1]), g_pids, np.array([0]), g_camids, max_rank=4)
     np.testing.assert_array_equal(cmc, [0.0, 1.0, 1.0, 1.0])
     assert mAP == pytest.approx(0.5)
+    # The hardest hit is at kept rank 4 with 2 hits up to it: INP = 2 / 4.
+    assert E.retrieval_metrics(distmat, [1], g_pids, [0], g_camids).mINP == pytest.approx(0.5)
+
+
+def test_minp_scores_each_querys_hardest_match(ranking_path):
+    # Query 0 (pid 1): hits at ranks 1 and 3, INP 2/3. Query 1 (pid 2): its only hit at rank 1, INP 1.
+    distmat = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]], dtype=np.float32)
+    g_pids, g_camids = np.array([1, 3, 1, 2]), np.array([1, 1, 1, 1])
+    metrics = E.retrieval_metrics(distmat, [1, 2], g_pids, [0, 0], g_camids, max_rank=4)
+    assert metrics.mINP == pytest.approx((2 / 3 + 1) / 2)
+    assert metrics.mAP == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
+    cmc, mAP = E.evaluate(distmat, [1, 2], g_pids, [0, 0], g_camids, max_rank=4)  # the same without mINP
+    np.testing.assert_array_equal(cmc, metrics.cmc)
+    assert mAP == metrics.mAP
 
 
 def test_ties_follow_gallery_order(ranking_path):
     # All distances equal: the ranking is the gallery order, so matches sit at ranks 2 and 4.
     distmat = np.ones((1, 4), dtype=np.float32)
-    cmc, mAP = E.evaluate(distmat, [7], [3, 7, 3, 7], [0], [1, 1, 1, 1], max_rank=4)
-    np.testing.assert_array_equal(cmc, [0.0, 1.0, 1.0, 1.0])
-    assert mAP == pytest.approx((1 / 2 + 2 / 4) / 2)
+    metrics = E.retrieval_metrics(distmat, [7], [3, 7, 3, 7], [0], [1, 1, 1, 1], max_rank=4)
+    np.testing.assert_array_equal(metrics.cmc, [0.0, 1.0, 1.0, 1.0])
+    assert metrics.mAP == pytest.approx((1 / 2 + 2 / 4) / 2) and metrics.mINP == pytest.approx(2 / 4)
     # A match listed first wins the tie.
     cmc, mAP = E.evaluate(np.zeros((1, 2)), [7], [7, 3], [0], [1, 1])
     assert cmc[0] == 1.0 and mAP == 1.0
@@ -116,9 +146,9 @@ def test_ties_follow_gallery_order(ranking_path):
 def test_signed_zero_ties_and_negative_distances(ranking_path):
     # -0.0 == 0.0, so gallery order decides; negative distances rank first.
     distmat = torch.tensor([[0.0, -0.0, -1.0, 2.0]])
-    cmc, mAP = E.evaluate(distmat, [5], [1, 5, 2, 5], [0], [1, 1, 1, 1], max_rank=4)
-    assert mAP == pytest.approx((1 / 3 + 2 / 4) / 2)
-    assert_same((cmc, mAP), loop_market(distmat.numpy(), np.array([5]), np.array([1, 5, 2, 5]),
+    metrics = E.retrieval_metrics(distmat, [5], [1, 5, 2, 5], [0], [1, 1, 1, 1], max_rank=4)
+    assert metrics.mAP == pytest.approx((1 / 3 + 2 / 4) / 2)
+    assert_same(metrics, loop_market(distmat.numpy(), np.array([5]), np.array([1, 5, 2, 5]),
                                         np.array([0]), np.array([1, 1, 1, 1]), 4))
 
 
@@ -137,9 +167,10 @@ def test_random_cases_match_the_loop(ties, dtype, ranking_path):
                 E.evaluate(distmat, *labels, max_rank=max_rank)
             continue
         chunk = [None, 1, 4][case % 3]
+        assert_same(E.retrieval_metrics(distmat, *labels, max_rank=max_rank, chunk_size=chunk), expected)
+        assert_same(E.retrieval_metrics(torch.from_numpy(distmat), *map(torch.as_tensor, labels),
+                                        max_rank=max_rank), expected)
         assert_same(E.evaluate(distmat, *labels, max_rank=max_rank, chunk_size=chunk), expected)
-        assert_same(E.evaluate(torch.from_numpy(distmat), *map(torch.as_tensor, labels), max_rank=max_rank),
-                    expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -151,7 +182,7 @@ def test_trained_model_like_distances_match_the_loop(dtype, ranking_path):
     q_pids, g_pids = labels[0], labels[1]
     distmat = (distmat + 3.0 * (q_pids[:, None] != g_pids[None, :])).astype(dtype)
     distmat[:, ::7] = np.round(distmat[:, ::7], 1)  # some ties
-    assert_same(E.evaluate(distmat, *labels, chunk_size=16), loop_market(distmat, *labels))
+    assert_same(E.retrieval_metrics(distmat, *labels, chunk_size=16), loop_market(distmat, *labels))
 
 
 def test_each_chunk_takes_the_cheaper_path_on_two_threads(monkeypatch):
@@ -171,7 +202,7 @@ def test_each_chunk_takes_the_cheaper_path_on_two_threads(monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        got = E.evaluate(distmat, *labels, chunk_size=8)
+        got = E.retrieval_metrics(distmat, *labels, chunk_size=8)
         assert torch.get_num_threads() == 2  # torch ran on one thread while the pool sorted, then restored
     finally:
         torch.set_num_threads(threads)
@@ -184,7 +215,7 @@ def test_infinite_and_tied_distances(ranking_path):
     distmat, *labels = random_case(rng, 60, 300, ties=True)
     distmat[rng.random(distmat.shape) < 0.1] = np.inf
     distmat[rng.random(distmat.shape) < 0.05] = -np.inf
-    assert_same(E.evaluate(distmat, *labels, chunk_size=7), loop_market(distmat, *labels))
+    assert_same(E.retrieval_metrics(distmat, *labels, chunk_size=7), loop_market(distmat, *labels))
     q_pids, g_pids = labels[0], labels[1]
     q_camids, g_camids = rng.choice([2, 5], 60), rng.choice([0, 1, 3, 4], 300)
     assert_same(E.evaluate_sysu_mm01_trial(distmat, q_pids, q_camids, g_pids, g_camids),
@@ -195,8 +226,8 @@ def test_half_precision_and_integer_inputs(ranking_path):
     rng = np.random.default_rng(3)
     distmat, *labels = random_case(rng, 12, 40, ties=True)
     expected = loop_market(distmat, *labels)
-    assert_same(E.evaluate(torch.from_numpy(distmat).half(), *labels), expected)
-    assert_same(E.evaluate(distmat.astype(np.int64), *labels), expected)
+    assert_same(E.retrieval_metrics(torch.from_numpy(distmat).half(), *labels), expected)
+    assert_same(E.retrieval_metrics(distmat.astype(np.int64), *labels), expected)
 
 
 def test_query_with_only_same_camera_matches_is_skipped(ranking_path):
@@ -204,10 +235,10 @@ def test_query_with_only_same_camera_matches_is_skipped(ranking_path):
     distmat = np.array([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], dtype=np.float32)
     q_pids, q_camids = np.array([1, 2]), np.array([0, 0])
     g_pids, g_camids = np.array([1, 0, 2]), np.array([0, 1, 1])
-    cmc, mAP = E.evaluate(distmat, q_pids, g_pids, q_camids, g_camids)
-    np.testing.assert_array_equal(cmc, [1.0, 1.0, 1.0])
-    assert mAP == 1.0
-    assert_same((cmc, mAP), loop_market(distmat, q_pids, g_pids, q_camids, g_camids))
+    metrics = E.retrieval_metrics(distmat, q_pids, g_pids, q_camids, g_camids)
+    np.testing.assert_array_equal(metrics.cmc, [1.0, 1.0, 1.0])
+    assert metrics.mAP == 1.0 and metrics.mINP == 1.0
+    assert_same(metrics, loop_market(distmat, q_pids, g_pids, q_camids, g_camids))
 
 
 def test_no_valid_query_is_an_error():
@@ -242,7 +273,8 @@ def test_bad_inputs_raise_clear_errors():
 def test_cuda_gives_the_cpu_numbers():
     distmat, *labels = random_case(np.random.default_rng(4), 50, 300, ties=True)
     on_cuda = [torch.as_tensor(x, device="cuda") for x in (distmat, *labels)]
-    assert_same(E.evaluate(*on_cuda), E.evaluate(distmat, *labels))
+    on_cpu = E.retrieval_metrics(distmat, *labels)
+    assert_same(E.retrieval_metrics(*on_cuda), (on_cpu.cmc, on_cpu.mAP, on_cpu.mINP))
 
 
 def sysu_gallery(rng, num_ids=5):
@@ -277,20 +309,23 @@ def test_sysu_trial_drops_camera_2_for_camera_3_queries(ranking_path):
     # has the query's id; the camera-6 query (camid 5) keeps it.
     distmat = np.array([[0.0, 0.5, 0.2], [0.0, 0.5, 0.2]], dtype=np.float32)
     g_pids, g_camids = np.array([1, 1, 2]), np.array([1, 0, 0])
-    cmc, mAP = E.evaluate_sysu_mm01_trial(distmat[:1], [1], [2], g_pids, g_camids)
-    assert cmc[0] == 0.0 and mAP == pytest.approx(0.5)
-    cmc, mAP = E.evaluate_sysu_mm01_trial(distmat[1:], [1], [5], g_pids, g_camids)
-    assert cmc[0] == 1.0 and mAP == pytest.approx((1 + 2 / 3) / 2)
+    metrics = E.evaluate_sysu_mm01_trial(distmat[:1], [1], [2], g_pids, g_camids)
+    assert metrics.cmc[0] == 0.0 and metrics.mAP == pytest.approx(0.5) and metrics.mINP == pytest.approx(0.5)
+    metrics = E.evaluate_sysu_mm01_trial(distmat[1:], [1], [5], g_pids, g_camids)
+    assert metrics.cmc[0] == 1.0 and metrics.mAP == pytest.approx((1 + 2 / 3) / 2)
+    assert metrics.mINP == pytest.approx(2 / 3)
 
 
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("official", [False, True])
-def test_sysu_trial_matches_the_loop(official, ranking_path):
+def test_sysu_trial_matches_the_loop(official, ties, ranking_path):
     rng = np.random.default_rng(5)
     for _ in range(10):
         num_query, num_gallery = int(rng.integers(1, 25)), int(rng.integers(2, 50))
         q_pids, g_pids = rng.integers(1, 6, num_query), rng.integers(1, 6, num_gallery)
         q_camids, g_camids = rng.choice([2, 5], num_query), rng.choice([0, 1, 3, 4], num_gallery)
-        distmat = rng.integers(0, 4, (num_query, num_gallery)).astype(np.float32)
+        shape = (num_query, num_gallery)
+        distmat = (rng.integers(0, 4, shape) if ties else rng.random(shape)).astype(np.float32)
         try:
             expected = loop_cross_modality(distmat, q_pids, g_pids, q_camids, g_camids, official=official)
         except ValueError:
@@ -304,10 +339,12 @@ def test_official_cmc_removes_repeated_ids():
     # Ranked ids 2, 2, 1: standard rank of the hit is 3, official (ids deduplicated) is 2.
     distmat = np.array([[0.1, 0.2, 0.3]], dtype=np.float32)
     args = (distmat, [1], [5], [2, 2, 1], [0, 0, 0])
-    standard, _ = E.evaluate_sysu_mm01_trial(*args, max_rank=3, cmc="standard")
-    official, _ = E.evaluate_sysu_mm01_trial(*args, max_rank=3, cmc="official")
-    np.testing.assert_array_equal(standard, [0, 0, 1])
-    np.testing.assert_array_equal(official, [0, 1, 1])
+    standard = E.evaluate_sysu_mm01_trial(*args, max_rank=3, cmc="standard")
+    official = E.evaluate_sysu_mm01_trial(*args, max_rank=3, cmc="official")
+    np.testing.assert_array_equal(standard.cmc, [0, 0, 1])
+    np.testing.assert_array_equal(official.cmc, [0, 1, 1])
+    # mAP and mINP rank every kept item: the same in both conventions.
+    assert (standard.mAP, standard.mINP) == (official.mAP, official.mINP) == (pytest.approx(1 / 3),) * 2
 
 
 def sysu_features(rng, num_ids=4, dim=8):
@@ -331,12 +368,14 @@ def test_evaluate_sysu_mm01_trials_and_conventions():
     assert result.mAP_std == pytest.approx(np.std(result.mAP, ddof=1))
     summary = E.evaluate_sysu_mm01(*data, trials=2).summary()
     assert summary["cmc_convention"] == "standard" and summary["trials"] == 2 and 0 <= summary["rank1"] <= 1
+    assert 0 < summary["mINP"] <= 1 and summary["mINP_std"] >= 0
+    assert result.mINP.shape == (3,) and result.mINP_mean == pytest.approx(result.mINP.mean())
     # Trial t is evaluate_sysu_mm01_trial on the gallery sampled with seed seed_base + t.
     q_features, q_pids, q_camids, g_features, g_pids, g_camids = data
     columns = E.sysu_mm01_gallery_indices(g_pids, g_camids, "indoor", 10, trial=1, seed_base=4)
     distmat = chunked_pairwise_distance(q_features, g_features[columns])
-    assert_same((result.cmc[1], result.mAP[1]), E.evaluate_sysu_mm01_trial(
-        distmat, q_pids, q_camids, g_pids[columns], g_camids[columns], cmc="official"))
+    assert_same(E.evaluate_sysu_mm01_trial(distmat, q_pids, q_camids, g_pids[columns], g_camids[columns],
+                                           cmc="official"), (result.cmc[1], result.mAP[1], result.mINP[1]))
 
 
 def test_evaluate_sysu_mm01_rejects_wrong_splits():
@@ -351,10 +390,14 @@ def test_evaluate_sysu_mm01_rejects_wrong_splits():
         E.evaluate_sysu_mm01(q_features, q_pids, q_camids, g_features, g_pids, g_camids, cmc="matlab")
 
 
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("direction", E.REGDB_DIRECTIONS)
-def test_regdb_directions_match_the_loop(direction, ranking_path):
+def test_regdb_directions_match_the_loop(direction, ties, ranking_path):
     rng = np.random.default_rng(8)
-    visible, thermal = rng.normal(size=(12, 4)), rng.normal(size=(15, 4))
+    if ties:  # features on a 0/1 grid: many equal distances
+        visible, thermal = rng.integers(0, 2, (12, 3)).astype(float), rng.integers(0, 2, (15, 3)).astype(float)
+    else:
+        visible, thermal = rng.normal(size=(12, 4)), rng.normal(size=(15, 4))
     visible_pids, thermal_pids = rng.integers(0, 4, 12), rng.integers(0, 4, 15)
     got = E.evaluate_regdb(visible, visible_pids, thermal, thermal_pids, direction)
     if direction == "visible_to_thermal":
@@ -375,10 +418,19 @@ def test_regdb_aggregate_over_trials():
         per_trial.append(E.evaluate_regdb(visible, pids, thermal, pids, "thermal_to_visible", max_rank=5))
     result = E.aggregate_trials(per_trial)
     assert result.cmc.shape == (10, 5) and result.cmc_convention == "standard"
-    assert result.mAP_mean == pytest.approx(np.mean([m for _, m in per_trial]))
-    np.testing.assert_allclose(result.cmc_std, np.std([c for c, _ in per_trial], axis=0, ddof=1))
+    assert result.mAP_mean == pytest.approx(np.mean([trial.mAP for trial in per_trial]))
+    assert result.mINP_mean == pytest.approx(np.mean([trial.mINP for trial in per_trial]))
+    assert result.mINP_std == pytest.approx(np.std([trial.mINP for trial in per_trial], ddof=1))
+    np.testing.assert_allclose(result.cmc_std, np.std([trial.cmc for trial in per_trial], axis=0, ddof=1))
+    assert result.summary()["mINP"] == result.mINP_mean
     with pytest.raises(ValueError, match="direction"):
         E.evaluate_regdb(visible, pids, thermal, pids, "rgb_to_ir")
+    with pytest.raises(TypeError, match="one RetrievalMetrics per trial"):
+        E.aggregate_trials([(trial.cmc, trial.mAP) for trial in per_trial])
+
+
+def astuple(metrics):
+    return metrics.cmc, metrics.mAP
 
 
 def mean_over_every_order(score, num_gallery):
@@ -401,8 +453,8 @@ def test_chance_of_a_sysu_trial_is_the_mean_over_every_ranking():
     # Camera-3 queries (camid 2) drop the camera-2 items (camid 1) of every id; 10 shots keep the whole gallery.
     q_pids, q_camids = np.array([1, 2, 3]), np.array([2, 5, 2])
     g_pids, g_camids = np.array([1, 1, 2, 3, 3]), np.array([1, 0, 3, 1, 4])
-    exact = mean_over_every_order(lambda row: E.evaluate_sysu_mm01_trial(
-        np.tile(row, (3, 1)), q_pids, q_camids, g_pids, g_camids), len(g_pids))
+    exact = mean_over_every_order(lambda row: astuple(E.evaluate_sysu_mm01_trial(
+        np.tile(row, (3, 1)), q_pids, q_camids, g_pids, g_camids)), len(g_pids))
     chance = E.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, mode="all", shots=10, trials=1)
     assert chance == pytest.approx(exact, abs=1e-12)
     # Averaged over the trials' sampled galleries, as evaluate_sysu_mm01 averages its metrics.
@@ -423,7 +475,7 @@ def test_chance_of_regdb_is_the_mean_over_every_ranking(direction):
     def score(row):  # queries at 0 and each gallery item at its place: distance = place
         at_zero, placed = np.zeros((len(queries), 1)), row[:, None]
         features = (at_zero, placed) if direction == "visible_to_thermal" else (placed, at_zero)
-        return E.evaluate_regdb(features[0], visible_pids, features[1], thermal_pids, direction, max_rank=5)
+        return astuple(E.evaluate_regdb(features[0], visible_pids, features[1], thermal_pids, direction, max_rank=5))
 
     exact = mean_over_every_order(score, len(gallery))
     assert E.chance_regdb(visible_pids, thermal_pids, direction) == pytest.approx(exact, abs=1e-12)
@@ -477,6 +529,51 @@ def test_class_centres_and_nearest_centre_match_a_loop():
         E.class_centres(features, labels, "cosine")
     with pytest.raises(ValueError, match="differ in size"):
         E.nearest_centre(points[:, :2], centres, "euclidean")
+
+
+def _at_degrees(*degrees, radius=1.0):
+    radians = np.deg2rad(np.array(degrees, dtype=float))
+    return radius * np.c_[np.cos(radians), np.sin(radians)]
+
+
+def test_angular_span_is_360_minus_the_largest_gap():
+    # Ten directions 36 degrees apart cover the circle: every gap is 36, so the span is 324.
+    assert E.angular_span(_at_degrees(*range(0, 360, 36))) == pytest.approx(324.0)
+    # A fan from -20 to 50 degrees (across 0): the largest gap is the 290 degrees outside it.
+    assert E.angular_span(_at_degrees(350, 10, 50, 340)) == pytest.approx(70.0)
+    # The norms do not count, only the directions; one direction spans nothing.
+    assert E.angular_span(_at_degrees(10, 100, 190, radius=7.0)) == pytest.approx(180.0)
+    assert E.angular_span(_at_degrees(123)) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="2-D"):
+        E.angular_span(np.eye(3))
+
+
+def test_narrowest_sector_is_the_closest_pair_of_directions():
+    angle, i, j = E.narrowest_sector(_at_degrees(0, 90, 95, 200, 358))
+    assert (angle, i, j) == (pytest.approx(2.0), 0, 4)  # across 0 degrees
+    assert E.narrowest_sector(_at_degrees(*range(0, 360, 36)))[0] == pytest.approx(36.0)
+    # Nearly parallel directions are resolved (atan2, not arccos of a rounded cosine).
+    assert E.narrowest_sector(_at_degrees(30, 30.001, 150) * [[1.0], [5.0], [1.0]])[0] == pytest.approx(0.001, rel=1e-6)
+    # Any dimension: the smallest pairwise angle.
+    assert E.narrowest_sector(np.array([[1.0, 0, 0], [0, 1.0, 0], [1.0, 1.0, 0.0]]))[0] == pytest.approx(45.0)
+    with pytest.raises(ValueError, match="at least two"):
+        E.narrowest_sector(_at_degrees(10))
+
+
+def test_class_sectors_name_the_classes_of_the_narrowest_sector():
+    rng = np.random.default_rng(3)
+    # Classes 40 degrees or more apart, except class 3 at 85 degrees, next to class 2 (80).
+    centres = {0: 10.0, 1: 50.0, 2: 80.0, 3: 85.0, 4: 160.0}
+    labels = np.repeat(list(centres), 30)
+    degrees = np.array([centres[c] for c in labels]) + rng.uniform(-1, 1, labels.size)
+    features = _at_degrees(*degrees) * rng.uniform(0.5, 3.0, (labels.size, 1))
+    sectors = E.class_sectors(features, labels)
+    assert sectors.classes == (0, 1, 2, 3, 4) and sectors.narrowest_pair == (2, 3)
+    assert sectors.narrowest_deg == pytest.approx(5.0, abs=0.5)
+    assert sectors.span_deg == pytest.approx(150.0, abs=1.0)
+    np.testing.assert_allclose(np.array(sectors.directions_deg), [10, 50, 80, 85, 160], atol=0.5)
+    with pytest.raises(ValueError, match="2-D"):
+        E.class_sectors(np.ones((4, 3)), np.array([0, 0, 1, 1]))
 
 
 def test_probe_chance_is_the_most_frequent_share():

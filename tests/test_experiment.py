@@ -147,10 +147,30 @@ def test_example_rankings_spread_over_the_queries():
 
 
 def test_every_notebook_writes_to_the_repository_s_figures_by_default(repo_root):
-    from readnet.reproduce import declared_parameters, discover_notebooks
+    from readnet.notebook_parameters import declared_parameters
+    from readnet.reproduce import discover_notebooks
 
     for number, source in discover_notebooks(repo_root / "notebooks").items():
         declared = declared_parameters(source)
         assert declared["output_dir"] is None, source.name
         if number >= "03":
             assert declared["scale"] in experiment.SCALES and declared["cache_dir"] is None, source.name
+
+
+@pytest.mark.parametrize("protocol, convention", [("market", None), ("sysu_mm01", "standard")])
+def test_final_metrics_table_and_cmc_name_sysu_s_cmc_convention(protocol, convention, tmp_path):
+    # SYSU-MM01's two CMC conventions differ past rank 1, so its rank headers and CMC axis say which
+    # one a run reports; the Market rule has a single convention and plain headers.
+    from readnet import plots, runs
+
+    final = {"iteration": 3, "mAP": 40.0, "mINP": 20.0, "rank1": 50.0, "rank5": 70.0, "cmc": [0.5, 0.6, 0.7]}
+    if convention:
+        final["cmc_convention"] = convention
+    runs.write_json(tmp_path / runs.CONFIG_FILE, {"margin": 0.08, "dataset": protocol})
+    runs.write_json(tmp_path / runs.FINAL_METRICS_FILE, final)
+    data = explore.DataChoice(tmp_path, "synthetic", "synthetic data")
+    table = experiment.metrics_table(tmp_path, "atl", data)
+    suffix = f" ({convention} CMC)" if convention else ""
+    assert list(table.columns[-4:]) == ["mAP", "mINP", f"rank1{suffix}", f"rank5{suffix}"]
+    figure = plots.cmc_figure({"atl": final["cmc"]}, cmc_convention=final.get("cmc_convention"))
+    assert (f"{convention} CMC" in figure.axes[0].get_ylabel()) == bool(convention)

@@ -3,11 +3,13 @@ two tiny runs trained by readnet.train on a tiny synthetic dataset (no browser n
 import json
 import pathlib
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from readnet import explore, presets, train
+from readnet import evaluation, explore, presets, runs, train
+from readnet.distances import chunked_pairwise_distance
 
 # Tiny generated datasets are far below the published image counts the readers check.
 pytestmark = pytest.mark.filterwarnings("ignore::readnet.data.DatasetCountWarning")
@@ -74,6 +76,72 @@ def test_compare_runs_refuses_runs_without_a_shared_query():
     other = explore.RunFeatures(**{**other.__dict__, "query_paths": ["x.jpg", "y.jpg"]})
     with pytest.raises(ValueError, match="not a query of b"):
         explore.compare_runs(make_features("a"), other, 0)
+
+
+def random_features(protocol="market"):
+    """Four ids, two cameras, 8-D features around each id's centre: re-ranking changes the ranking."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 8))
+    q_pids, g_pids = [1, 2, 3, 4, 1, 2], [1, 1, 2, 2, 3, 3, 4, 4, 0, 0, 1, 2]
+    q_camids, g_camids = [0, 0, 0, 0, 1, 1], [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1]
+    return explore.RunFeatures(
+        run_dir=pathlib.Path("random"), label="random", metric="euclidean",
+        query=torch.tensor(centres[q_pids] + rng.normal(size=(6, 8)), dtype=torch.float32),
+        gallery=torch.tensor(centres[g_pids] + rng.normal(size=(12, 8)), dtype=torch.float32),
+        query_paths=[f"q{i}" for i in range(6)], query_pids=q_pids, query_camids=q_camids,
+        gallery_paths=[f"g{i}" for i in range(12)], gallery_pids=g_pids, gallery_camids=g_camids, protocol=protocol)
+
+
+def reranked_distances(features):
+    distance = lambda x, y: chunked_pairwise_distance(x, y, features.metric)  # noqa: E731
+    return evaluation.re_rank(distance(features.query, features.gallery), distance(features.query, features.query),
+                              distance(features.gallery, features.gallery))
+
+
+def test_reranking_effect_gives_the_metrics_without_and_with_re_ranking():
+    features = random_features()
+    table = explore.reranking_effect([features])
+    assert list(table.columns) == ["run", "method", "re-ranking", "rank-1", "mAP", "mINP"]
+    assert list(table["re-ranking"]) == ["none", evaluation.RERANKING]
+    labels = (features.query_pids, features.gallery_pids, features.query_camids, features.gallery_camids)
+    plain = chunked_pairwise_distance(features.query, features.gallery, features.metric)
+    for (_, row), distances in zip(table.iterrows(), (plain, reranked_distances(features))):
+        expected = evaluation.retrieval_metrics(distances, *labels)
+        assert [row["rank-1"], row["mAP"], row["mINP"]] == pytest.approx(
+            [100 * expected.cmc[0], 100 * expected.mAP, 100 * expected.mINP])
+    assert (table["mAP"].iloc[0], table["mINP"].iloc[0]) != (table["mAP"].iloc[1], table["mINP"].iloc[1])
+
+
+def test_rank_gallery_can_rank_by_re_ranked_distances():
+    features = random_features()
+    ranking = explore.rank_gallery(features, 0, k=12, rerank=True)
+    assert ranking.label == f"random, {evaluation.RERANKING}"
+    row = reranked_distances(features)[0]
+    kept = [i for i in range(12) if not (features.gallery_pids[i] == 1 and features.gallery_camids[i] == 0)]
+    order = sorted(kept, key=lambda i: (float(row[i]), i))
+    assert ranking.gallery_paths == [features.gallery_paths[i] for i in order]
+    assert ranking.distances == pytest.approx([float(row[i]) for i in order])
+    left, right = explore.compare_runs(features, features, 0, k=3, rerank=True)
+    assert left == right and left.gallery_paths == ranking.gallery_paths[:3]
+
+
+def test_re_ranking_is_refused_for_the_cross_modality_protocols():
+    features = random_features(protocol="sysu_mm01")
+    with pytest.raises(ValueError, match="Market-rule datasets"):
+        explore.reranking_effect([features])
+    with pytest.raises(ValueError, match="Market-rule datasets"):
+        explore.rank_gallery(features, 0, rerank=True)
+    assert explore.rank_gallery(features, 0).label == "random"
+
+
+def test_reranked_reads_the_runs_and_refuses_a_mix(tmp_path):
+    for name, rerank in (("plain", False), ("reranked", True), ("old", None)):
+        config = {"method": "atl"} if rerank is None else {"method": "atl", "rerank": rerank}
+        runs.write_json(tmp_path / name / runs.CONFIG_FILE, config)
+    assert explore.reranked([tmp_path / "reranked"]) is True
+    assert explore.reranked([tmp_path / "plain", tmp_path / "old"]) is False  # runs from before the field
+    with pytest.raises(ValueError, match="separate tables"):
+        explore.reranked([tmp_path / "plain", tmp_path / "reranked"])
 
 
 def test_choose_data_generates_then_recognises_synthetic_data(tmp_path):
@@ -172,6 +240,22 @@ def test_compare_button_ranks_one_query_under_two_runs(widget, runs_root):
     assert first.query_path == second.query_path
     assert first.label != second.label
     assert len(first.gallery_paths) == len(second.gallery_paths) == 2
+
+
+def test_rerank_checkbox_re_ranks_both_buttons(widget, runs_root):
+    widget.run.value = runs_root / "atl"
+    widget.other_run.value = runs_root / "basel"
+    assert not widget.rerank.disabled  # Market-rule runs
+    widget.rerank.value = True
+    try:
+        widget.show_button.click()
+        (ranking,) = widget.rankings
+        assert ranking == explore.rank_gallery(widget.features(runs_root / "atl"), widget.query.value,
+                                               widget.k.value, rerank=True)
+        widget.compare_button.click()
+        assert all(evaluation.RERANKING in ranking.label for ranking in widget.rankings)
+    finally:
+        widget.rerank.value = False
 
 
 def test_explorer_needs_a_run(tmp_path):

@@ -1,9 +1,11 @@
 """Fault injection: concurrent writers, runs that fail early, NaN losses, full disks, user errors
 on the command line, nonsense values, file modes, closed pipes, partial epochs and flags that do
-not apply. Command-line cases run `python -m readnet.cli` in a subprocess on tiny generated data."""
+not apply, reproduce's checks before anything runs, relative paths, corrupt images and noisy
+warnings. Command-line cases run `python -m readnet.cli` in a subprocess on tiny generated data."""
 import errno
 import json
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -13,13 +15,14 @@ import time
 import pytest
 import torch
 
-from readnet import cli, losses, runs, train
+from readnet import cli, losses, reproduce, runs, train
 from readnet.config import config_from_dict
 from readnet.data.synthetic import make_dataset
 from readnet.engine import NonFiniteLossError, lr_factor
 from readnet.presets import preset, resolve
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = os.path.join(REPO, "notebooks")
 TINY = {"backbone": "resnet18", "height": 32, "width": 16, "p": 4, "k": 2, "pretrained": False, "epochs": 1,
         "num_workers": 0, "progress": False, "eval_batch_size": 64, "eval_trials": 1}
 TINY_SET = [f"{key}={str(value).lower()}" for key, value in TINY.items()]
@@ -50,9 +53,8 @@ def tiny(name, root, **overrides):
 
 
 def error_lines(stderr):
-    """stderr without the dataset-size warnings that tiny data raises."""
-    return [line for line in stderr.splitlines()
-            if line.strip() and "DatasetCountWarning" not in line and "return _make_dataset" not in line]
+    """stderr without the dataset-size warning that tiny data raises (one line, no source line)."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("DatasetCountWarning: ")]
 
 
 @pytest.fixture(scope="module")
@@ -361,3 +363,154 @@ def test_expat_test_refuses_a_sysu_setting_on_a_regdb_checkpoint(data_root, tmp_
     capsys.readouterr()
     assert cli.main(["expat", "-a", "test", "-m", str(checkpoint)]) == 0
     assert "on regdb" in capsys.readouterr().out
+
+
+# --- reproduce: outputs, datasets and parameters checked before anything runs ---------------------
+
+PROBE = """# %% tags=["parameters"]
+value = 1.0
+word = "x"
+output_dir = None
+
+# %%
+print("value is", value, "and word is", word)
+"""
+
+
+def reproduce_args(tmp_path, *extra, notebooks=NOTEBOOKS, profile="smoke"):
+    return ["reproduce", "--profile", profile, "--notebooks", notebooks, "--out", tmp_path / "run",
+            "--figures", tmp_path / "figures", "--cache", tmp_path / "cache", *extra]
+
+
+@pytest.mark.parametrize("flag", ["--figures", "--out", "--cache"])
+def test_reproduce_checks_every_output_location_before_anything_runs(flag, tmp_path):
+    target = f"{_read_only_dir(tmp_path)}/target"
+    args = reproduce_args(tmp_path, "--only", "03")  # notebook 03 generates data into the cache
+    args[args.index(flag) + 1] = target
+    result = readnet(*args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"readnet reproduce: cannot write to {target} (") and line.endswith(
+        f"; pass {flag} DIR where you may write")
+    assert "Executing" not in result.stdout and not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("root, only, missing", [("empty", "03", "Market-1501-v15.09.15"),
+                                                 ("market_only", "04", "DukeMTMC-reID")])
+def test_reproduce_paper_reads_every_dataset_it_needs_before_anything_runs(root, only, missing, data_root, tmp_path):
+    folder = tmp_path / "empty" if root == "empty" else data_root  # data_root holds market1501 and regdb only
+    folder.mkdir(exist_ok=True)
+    result = readnet(*reproduce_args(tmp_path, "--only", only, "--data-root", folder, profile="paper"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"readnet reproduce: profile 'paper' reads ") and f"{folder / missing}" in line
+    assert "Executing" not in result.stdout and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("item, shown", [
+    ("grid_size=sixty", "-p grid_size=sixty: 02_loss_geometry.py declares grid_size as an int, e.g. -p 02:grid_size=121"),
+    ("02:show_slider=yes", "declares show_slider as a bool (True or False)"),
+    ("02:margin_angular=[1]", "declares margin_angular as a number"),
+    ("05:w2=1.0", "notebook 05 is not selected; selected: 02"),
+    ("02:grid=3", "02_loss_geometry.py declares no parameter grid"),
+    ("nonsense=1", "no selected notebook (02) declares a parameter nonsense"),
+    ("output_dir=elsewhere", "the runner sets output_dir"),
+    ("grid_size", "expected name=value or NN:name=value"),
+])
+def test_reproduce_refuses_a_wrong_parameter_before_anything_runs(item, shown, tmp_path, capsys):
+    assert cli.main(list(map(str, reproduce_args(tmp_path, "--only", "02", "-p", item)))) == 2
+    assert shown in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_reproduce_p_sets_one_notebook_or_every_notebook_declaring_it(tmp_path, monkeypatch, capsys):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    (notebooks / "08_first.py").write_text(PROBE)
+    (notebooks / "09_second.py").write_text(PROBE.replace('word = "x"', "items = [1]"))
+    given = {}
+
+    def execute(source, parameters, run_dir, **_):
+        given[source.stem] = dict(parameters)
+        return reproduce.NotebookResult(source.stem, "ok", 0.0, run_dir / f"{source.stem}.ipynb")
+
+    monkeypatch.setattr(reproduce, "execute_notebook", execute)
+    argv = reproduce_args(tmp_path, "-p", "value=3", "-p", "08:word=dukemtmc", "-p", "9:items=[2, 3]",
+                          notebooks=notebooks)
+    assert cli.main(list(map(str, argv))) == 0, capsys.readouterr().err
+    figures = str((tmp_path / "run" / "figures").resolve())
+    assert given == {"08_first": {"value": 3.0, "word": "dukemtmc", "output_dir": figures},
+                     "09_second": {"value": 3.0, "items": [2, 3], "output_dir": figures}}
+    assert isinstance(given["08_first"]["value"], float)
+
+
+# --- relative paths -------------------------------------------------------------------------------
+
+
+def test_a_relative_data_root_is_recorded_absolute_and_test_may_override_it(tmp_path, monkeypatch):
+    make_dataset("market1501", tmp_path / "data", size="tiny", height=64, width=32)
+    monkeypatch.chdir(tmp_path)
+    run_dir = train.train(tiny("basel", "data", max_iterations=1, decode_cache_dir="cache"), tmp_path / "run")
+    recorded = runs.read_json(run_dir / runs.CONFIG_FILE)
+    assert (recorded["data_root"], recorded["decode_cache_dir"]) == (str(tmp_path / "data"), str(tmp_path / "cache"))
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert readnet("test", "--run", run_dir, cwd=elsewhere).returncode == 0
+    (tmp_path / "data").rename(tmp_path / "moved")
+    moved = readnet("test", "--run", run_dir, cwd=elsewhere)
+    assert moved.returncode == 1
+    (line, _) = error_lines(moved.stderr)
+    assert f"records data_root {tmp_path / 'data'}" in line and "readnet test --data-root DIR" in line
+    result = readnet("test", "--run", run_dir, "--data-root", "../moved", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+# --- corrupt images, found before a run -----------------------------------------------------------
+
+
+def test_check_data_lists_every_bad_image_and_train_checks_first_when_asked(data_root, tmp_path):
+    root = tmp_path / "corrupt"
+    make_dataset("market1501", root, size="tiny", height=64, width=32)
+    images = sorted(str(path) for path in root.rglob("*.jpg") if not path.name.startswith("-1_"))  # junk: unread
+    garbage, truncated = images[0], images[-1]
+    pathlib.Path(garbage).write_bytes(b"not a jpeg")
+    whole = pathlib.Path(truncated).read_bytes()
+    pathlib.Path(truncated).write_bytes(whole[:len(whole) // 2])
+
+    result = readnet("check-data", "--dataset", "market1501", "--data-root", root)
+    assert result.returncode == 1, result.stderr[-2000:]
+    listed = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert [line.partition(": ")[0] for line in listed] == [garbage, truncated]
+    assert "cannot identify image file" in listed[0] and "truncated" in listed[1]
+    assert f"{len(set(images)):,} images decoded, 2 bad" in result.stdout
+
+    trained = readnet(*train_args(root, tmp_path / "run", "max_iterations=1"), "--check-data")
+    assert trained.returncode == 1 and "2 bad" in trained.stderr and f"  {truncated}: " in trained.stderr
+    assert not (tmp_path / "run").exists()
+
+    good = readnet("check-data", "--dataset", "market1501", "--data-root", data_root)
+    assert good.returncode == 0 and ", 0 bad" in good.stdout
+
+
+# --- warnings: one line, once ---------------------------------------------------------------------
+
+
+def test_generated_data_is_reported_once_in_one_line(finished_run):
+    result = readnet("test", "--run", finished_run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    warned = [line for line in result.stderr.splitlines() if "DatasetCountWarning" in line]
+    assert len(warned) == 1 and warned[0].startswith("DatasetCountWarning: market1501 at ")
+    assert all(f"{split} " in warned[0] for split in ("train", "query", "gallery"))
+    assert "synthetic or partial" in warned[0] and "warnings.warn" not in result.stderr
+    assert "_make_dataset" not in result.stderr
+
+
+def test_reproduce_logs_no_tcp_kernel_warning(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    (notebooks / "09_probe.py").write_text(PROBE)
+    result = readnet(*reproduce_args(tmp_path, notebooks=notebooks))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "value is 1.0 and word is x" in result.stdout  # the kernel ran, and logged
+    assert "without encryption" not in result.stdout + result.stderr

@@ -292,3 +292,63 @@ def test_center_loss_reference_variant_is_the_authors_unhalved_form():
     assert torch.allclose(grads["reference"][1], 2 * grads["paper"][1])
     with pytest.raises(ValueError, match="variant"):
         losses.center_loss(features, labels, torch.zeros(3, 4, dtype=torch.float64), variant="half")
+
+
+# ---- reductions (mean over all triplets, or over the active ones) ------------------------------
+
+
+def _three_triplets():
+    """Three angular triplets: theta_an - theta_ap = 0.5 (easy), 0.0 and -0.2 (hinges 0, m, m + 0.2)."""
+    theta_ap = torch.tensor([0.2, 0.6, 1.0], dtype=torch.float64)
+    return losses.unit_triplets_at_angles(theta_ap, theta_ap + torch.tensor([0.5, 0.0, -0.2], dtype=torch.float64))
+
+
+def test_angular_triplet_reductions_average_all_or_active_hinges():
+    m = 0.1
+    a, p, n = _three_triplets()  # hinges 0, 0.1, 0.3: the first is inactive
+    mean = losses.angular_triplet(a, p, n, m, w1=0.0)
+    active = losses.angular_triplet(a, p, n, m, w1=0.0, reduction="mean_active")
+    assert mean.item() == pytest.approx(0.4 / 3, abs=1e-9)
+    assert active.item() == pytest.approx(0.4 / 2, abs=1e-9)
+    assert losses.angular_triplet(a, p, n, m, w1=0.0, reduction="mean") == mean  # the default is eq. 9's mean
+    # L_reg is the mean over all triplets in both reductions (unit features: norm 1).
+    with_reg = losses.angular_triplet(a, p, n, m, w1=0.5, reduction="mean_active")
+    assert with_reg.item() == pytest.approx(0.4 / 2 + 0.5, abs=1e-9)
+
+
+def test_original_triplet_reductions_average_all_or_active_hinges():
+    a = torch.zeros(3, 2, dtype=torch.float64)
+    p = torch.tensor([[1.0, 0.0]] * 3, dtype=torch.float64)
+    n = torch.tensor([[3.0, 0.0], [1.5, 0.0], [1.0, 0.0]], dtype=torch.float64)  # hinges 0, 0.3, 0.8
+    m = 0.8
+    assert losses.original_triplet(a, p, n, m).item() == pytest.approx(1.1 / 3, abs=1e-12)
+    assert losses.original_triplet(a, p, n, m, reduction="mean_active").item() == pytest.approx(1.1 / 2, abs=1e-12)
+    # The soft margin is never zero, so both reductions give its mean.
+    soft = [losses.original_triplet(a, p, n, None, reduction=r).item() for r in losses.REDUCTIONS]
+    assert soft[0] == pytest.approx(soft[1], abs=1e-12)
+
+
+def test_mean_active_is_zero_with_a_gradient_when_every_triplet_is_easy():
+    a, p, n = (t.clone().requires_grad_(True) for t in _at_angles(0.1, 1.0))
+    for loss in (functools.partial(losses.angular_triplet, w1=0.0), losses.original_triplet):
+        value = loss(a, p, n, 0.05, reduction="mean_active")
+        assert value.item() == 0.0
+        value.backward()  # a graph, no division by zero
+        assert torch.isfinite(a.grad).all()
+
+
+def test_mean_active_scales_the_active_gradient_by_the_active_share():
+    m = 0.1
+    a, p, n = (t.clone().requires_grad_(True) for t in _three_triplets())
+    grads = {}
+    for reduction in losses.REDUCTIONS:
+        a.grad = None
+        losses.angular_triplet(a, p, n, m, w1=0.0, reduction=reduction).backward()
+        grads[reduction] = a.grad.clone()
+    assert torch.allclose(grads["mean_active"], grads["mean"] * 3 / 2)
+    assert torch.equal(grads["mean"][0], torch.zeros(3, dtype=torch.float64))  # the easy triplet has no gradient
+
+
+def test_unknown_reduction_is_refused():
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        losses.angular_triplet(*_at_angles(0.1, 1.0), 0.1, reduction="sum")

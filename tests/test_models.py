@@ -181,10 +181,11 @@ def test_mnist_net_shapes_and_a_gradient_step():
 
 def test_mnist_net_stem_stride_halves_the_layer1_map():
     images = torch.randn(2, 1, 28, 28)
-    for stride, size in ((1, 28), (2, 14)):
-        net = MnistNet(stem_stride=stride).net
+    for stride, pool, size in ((1, False, 28), (2, False, 14), (2, True, 7)):
+        net = MnistNet(stem_stride=stride, stem_pool=pool).net
         stem = net.relu(net.bn1(net.conv1(images)))
         assert net.layer1(net.maxpool(stem)).shape[-1] == size
+    assert MnistNet(stem_stride=2, stem_pool=True)(images).shape == (2, 2)
     assert MnistNet(stem_stride=2)(images).shape == (2, 2)
     with pytest.raises(ValueError, match="stem_stride"):
         MnistNet(stem_stride=4)

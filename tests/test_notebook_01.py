@@ -15,14 +15,21 @@ def test_notebook_01_runs_with_the_smoke_profile(tmp_path, repo_root):
     assert report.exit_code == 0, report.failures
 
     figures = tmp_path / "figures"
-    for stem in ("01_mnist_features", "01_mnist_pair_angles", "01_mnist_decision_regions"):
+    for stem in ("01_mnist_features", "01_mnist_pair_angles", "01_mnist_decision_regions", "01_mnist_margin_sweep"):
         assert (figures / f"{stem}.png").stat().st_size > 0 and (figures / f"{stem}.pdf").is_file()
     table = pd.read_csv(figures / "01_nearest_class_accuracy.csv")
-    assert list(table["loss"]) == ["L_ori (eq. 5)", "ATL (eq. 9)"]
+    assert list(table["loss"]) == ["L_ori (eq. 5)", "ATL (eq. 9)"] and list(table["margin"]) == [0.8, 0.3]
     assert table["data"].str.startswith("scikit-learn digits").all()
-    for column in ("nearest class direction (angle) accuracy %", "nearest class mean (Euclidean) accuracy %"):
+    for column in ("angle accuracy %", "Euclidean accuracy %"):
         assert table[column].between(0, 100).all()
-    assert (figures / "01_nearest_class_accuracy.md").read_text().startswith("| loss | data |")
+    assert table["span °"].between(0, 360).all() and table["narrowest sector °"].between(0, 180).all()
+    assert (figures / "01_nearest_class_accuracy.md").read_text().startswith("| loss | margin | seed |")
+    claims = pd.read_csv(figures / "01_fig1_claims.csv")
+    assert list(claims.columns) == ["claim", "metric", "value", "reference", "holds", "seeds", "why"]
+    assert len(claims) == 3 and (claims["seeds"] == 1).all()
+    sweep = pd.read_csv(figures / "01_mnist_margin_sweep.csv")
+    assert sweep[["loss", "margin", "seeds"]].values.tolist() == [["ATL (eq. 9)", 0.3, 1], ["L_ori (eq. 5)", 0.8, 1]]
+    assert len(pd.read_csv(figures / "01_mnist_margin_sweep_runs.csv")) == 2
     assert "01_mnist_angle_distribution | ok" in (tmp_path / "run" / "summary.md").read_text()
 
 

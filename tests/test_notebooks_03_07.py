@@ -71,6 +71,13 @@ def test_margin_ablation_fills_the_cells_it_ran(smoke_run):
 
 
 @pytest.mark.slow
+def test_explorer_tabulates_metrics_with_and_without_re_ranking(smoke_run):
+    table = pd.read_csv(smoke_run.run_dir / "figures" / "07_reranking.csv")
+    assert list(table["re-ranking"]) == ["none", "k-reciprocal re-ranking"] * 2  # two runs
+    assert table[["rank-1", "mAP", "mINP"]].stack().between(0, 100).all()
+
+
+@pytest.mark.slow
 def test_camera_probe_covers_methods_with_and_without_acn(smoke_run):
     probe = pd.read_csv(smoke_run.run_dir / "figures" / "05_camera_probe.csv")
     assert list(probe["method"]) == ["Basel", "ATL", "ACN", "ATL+ACN"]

@@ -153,6 +153,10 @@ def test_cpu_has_amx_reads_the_flags(tmp_path):
     avx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\nbugs\t\t: amx_bf16\n")
     assert precision.cpu_has_amx(amx) and not precision.cpu_has_amx(avx)
     assert not precision.cpu_has_amx(tmp_path / "missing")
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert precision.cpu_has_native_bf16(amx) and precision.cpu_has_native_bf16(avx)
+    assert not precision.cpu_has_native_bf16(plain) and not precision.cpu_has_native_bf16(tmp_path / "missing")
 
 
 @pytest.fixture

@@ -95,6 +95,12 @@ def test_side_by_side_on_synthetic_data_has_no_reproduction_column_and_no_delta(
     assert set(table["dataset"]) == {"market1501"}
 
 
+def test_the_ours_column_names_re_ranking_when_it_was_used():
+    table = side_by_side(OURS, table="readnet_table5", data_source="real", reranked=True)
+    assert "ours (real data, k-reciprocal re-ranking)" in table.columns
+    assert "ours (real data)" in side_by_side(OURS, table="readnet_table5", data_source="real").columns
+
+
 def test_sysu_rows_name_the_settings_as_the_evaluation_does():
     rows = published_results(table="expat_sysu_mm01", method="expAT", metric="mAP")
     assert [row.setting for row in rows] == list(SYSU_SETTINGS)

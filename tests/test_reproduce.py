@@ -11,9 +11,9 @@ from readnet.reproduce import (
     SyntheticData,
     UserData,
     check_parameters,
-    declared_parameters,
     discover_notebooks,
 )
+from readnet.notebook_parameters import declared_parameters
 
 HEADER = """\
 # ---
@@ -141,8 +141,12 @@ def test_failing_cell_is_reported_and_the_pipeline_goes_on(tmp_path):
     assert (row["file"], row["label"], row["paper"], row["ours"]) == ("t_vs_paper.csv", "ATL", 73.21, 12.5)
     assert row["data"] == "synthetic: Market-1501 layout" and pd.isna(row["delta"])
     assert len(against) == 1  # t_other.csv has no paper column
-    # The figures folder parameter pointed at the run; its files were copied to figures/.
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["t.png", "t_other.csv", "t_vs_paper.csv"]
+    # The figures folder parameter pointed at the run; its files and the claims scoreboard (no notebook
+    # here tests a claim, so every claim is untestable) were copied to figures/.
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["claims.csv", "claims.md", "t.png",
+                                                                       "t_other.csv", "t_vs_paper.csv"]
+    board = pd.read_csv(tmp_path / "figures" / "claims.csv")
+    assert set(board["holds"]) == {"untestable"} and "## Claims" in summary
 
 
 def test_only_selects_and_rejects_missing_notebooks(tmp_path):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import readnet.train
-from readnet import experiment, runs, sweep
+from readnet import evaluation, experiment, explore, plots, runs, sweep
 from readnet.config import config_to_dict
 
 pytestmark = pytest.mark.filterwarnings("ignore::readnet.data.DatasetCountWarning")
@@ -116,3 +116,20 @@ def test_an_existing_run_folder_is_refused_up_front(exp, monkeypatch):
     sweep.run_sweep(exp, cells, exp.scale.grid_run, stem="t")
     with pytest.raises(ValueError, match="already holds a run"):
         sweep.run_sweep(exp, cells, exp.scale.grid_run, stem="t")
+
+
+def test_a_re_ranking_sweep_says_so_in_its_folders_tables_and_figure(exp, monkeypatch):
+    monkeypatch.setattr(readnet.train, "train", FakeTrain())
+    cells = sweep.margin_grid(["market1501"], {"atl": [0.08]}, rerank=True)
+    assert cells[0].settings == (("margin", 0.08), ("rerank", True)) and cells[0].tag == "-m0.08-rerank_True"
+    result = sweep.run_sweep(exp, cells, exp.scale.grid_run, stem="04_margin_runs")
+    assert list(result.table["rerank"]) == [True]
+    finished = list(result.finished().values())
+    table = exp.save_against_paper(finished, "readnet_table5", "04_table5_margins", "Table 5", with_margin=True)
+    assert f"ours (synthetic data, {evaluation.RERANKING})" in table.columns
+    figure = plots.margin_sweep_figure(explore.results_frame(finished, with_margin=True),
+                                       reranked=explore.reranked(finished))
+    assert evaluation.RERANKING in figure.get_suptitle()
+    exp.overrides = {"rerank": False}  # the notebook's parameter and an override may not disagree silently
+    with pytest.raises(ValueError, match="set it once"):
+        sweep.validate(exp, cells, exp.scale.grid_run)

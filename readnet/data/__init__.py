@@ -1,8 +1,9 @@
 """Dataset readers for the published layouts, MNIST, image loading and PK samplers.
 
 Each reader takes the folder the user gives (the dataset folder itself, or its parent holding
-the published folder name), checks the layout, and warns when image or identity counts differ
-from the published statistics (expected for the small synthetic sets of readnet.data.synthetic).
+the published folder name), checks the layout, and warns once, in one line, when image or identity
+counts differ from the published statistics (expected for the small synthetic sets of
+readnet.data.synthetic).
 Train pids are relabelled 0..N-1; query and gallery keep the original pids; camera ids are 0-based.
 """
 from __future__ import annotations
@@ -105,16 +106,26 @@ def _dataset_dir(root: str | os.PathLike, required: Sequence[str], name: str) ->
     return base
 
 
-def _check_split(records: list[Record], split: str, where: pathlib.Path, name: str, counts_key: str) -> None:
-    """Empty split -> error; counts unlike the published ones -> one warning for the split."""
+def _check_split(records: list[Record], split: str, where: pathlib.Path, name: str) -> None:
+    """An empty split is an error."""
     if not records:
         raise ValueError(f"the {split} split of {name} is empty (read from {where}). {SOURCES[name]}")
-    images, ids = PUBLISHED_COUNTS[counts_key][split]
-    found_images, found_ids = len(records), len({r.pid for r in records})
-    if (images is not None and images != found_images) or (ids is not None and ids != found_ids):
-        expected = f"{'?' if images is None else f'{images:,}'} images of {'?' if ids is None else f'{ids:,}'} ids"
-        warnings.warn(f"{name} {split} ({where}): expected {expected} as published, found {found_images:,} "
-                      f"images of {found_ids:,} ids", DatasetCountWarning, stacklevel=3)
+
+
+def _warn_counts(name: str, base: pathlib.Path, splits: dict[str, list[Record]], counts_key: str) -> None:
+    """One warning, in one line, when any split's size differs from the published statistics:
+    every split's count beside its published one."""
+    found = {split: (len(records), len({r.pid for r in records})) for split, records in splits.items()}
+    published = PUBLISHED_COUNTS[counts_key]
+    if all(expected in (None, count) for split in splits for expected, count in zip(published[split], found[split])):
+        return
+
+    def count(value: int | None) -> str:
+        return "?" if value is None else f"{value:,}"
+
+    listed = ", ".join(f"{split} {count(images)} images of {count(ids)} ids (published {count(published[split][0])} "
+                       f"of {count(published[split][1])})" for split, (images, ids) in found.items())
+    warnings.warn(f"{name} at {base} is synthetic or partial: {listed}", DatasetCountWarning, stacklevel=3)
 
 
 def _relabel(records: list[Record]) -> tuple[list[Record], tuple[int, ...]]:
@@ -126,7 +137,8 @@ def _relabel(records: list[Record]) -> tuple[list[Record], tuple[int, ...]]:
 def _make_dataset(name: str, base: pathlib.Path, splits: dict[str, tuple[list[Record], pathlib.Path]],
                   counts_key: str, protocol: str) -> ReIDDataset:
     for split, (records, where) in splits.items():
-        _check_split(records, split, where, name, counts_key)
+        _check_split(records, split, where, name)
+    _warn_counts(name, base, {split: records for split, (records, _) in splits.items()}, counts_key)
     train, originals = _relabel(splits["train"][0])
     return ReIDDataset(name, base, train, splits["query"][0], splits["gallery"][0], LAYOUTS[name].num_cameras,
                        protocol, originals)
@@ -450,7 +462,7 @@ def read_image(path: str | os.PathLike) -> Image.Image:
         raise FileNotFoundError(f"image {path} is missing; re-extract the dataset") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot decode image {path} ({exc}): the file is corrupt; "
-                         f"replace it from the original archive") from exc
+                         f"replace it from the original archive (readnet check-data lists every bad file)") from exc
 
 
 class ImageDataset(Dataset):

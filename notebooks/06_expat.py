@@ -24,10 +24,13 @@
 # - single-modality on the strong-baseline recipe: triplet, BNNeck, expAT, expAT + center loss.
 #
 # Each table sits beside the numbers expAT publishes (`readnet.published`; cells it does not
-# publish stay empty). Results on generated data sit in a column named after that data, without deltas.
+# publish stay empty). Results on generated data sit in a column named after that data, without deltas,
+# and every row has its `chance` level: what a random ranking of the same gallery scores
+# (`readnet.evaluation.chance`), which a run must clear by far before it shows anything.
 # Sizes the scale leaves unset keep the recipe's own (the single-modality and the cross-modal
-# recipes differ); the smaller scales also drop the recipe's warm-up, which would keep a short
-# run at a fraction of the learning rate throughout.
+# recipes differ); the smaller scales also drop the recipe's warm-up and random erasing, which
+# would keep a short run at a fraction of the learning rate or only slow it, and shrink its
+# padding with the image (docs/notebooks.md).
 
 # %% tags=["parameters"]
 scale = "demo"
@@ -54,11 +57,11 @@ exp = experiment.setup(scale, "06", output_dir=output_dir, runs_dir=runs_dir, ca
 # ## Cross-modality: SYSU-MM01 (four settings) and RegDB (both directions)
 #
 # The cross-modal recipe counts iterations (30,000 in the authors' settings, the `paper`
-# scale's value); a CPU run uses far fewer. SYSU-MM01 results average the scale's `eval_trials`
-# random gallery draws.
+# scale's value); a CPU run uses far fewer (the scale's `cross_modal_run`). SYSU-MM01 results
+# average the scale's `eval_trials` random gallery draws, and so does their chance level.
 
 # %%
-cross_runs = {dataset: exp.train(experiment.CROSS_MODAL_PRESETS[dataset], dataset, exp.scale.expat_run)
+cross_runs = {dataset: exp.train(experiment.CROSS_MODAL_PRESETS[dataset], dataset, exp.scale.cross_modal_run)
               for dataset in cross_modal_datasets}
 
 # %%

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from readnet.distances import chunked_pairwise_distance, pairwise_distance
 from readnet.precision import float32
-from readnet.ranking import DropRule, QueryStatistics, query_statistics
+from readnet.ranking import DropRule, QueryStatistics, query_statistics, random_ranking_statistics
 from readnet import reranking
 
 CMC_CONVENTIONS = ("standard", "official")
@@ -141,6 +141,51 @@ def _checked_inputs(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int) 
     return distmat, *(_as_labels(values, name, length, distmat.device) for name, (values, length) in labels.items())
 
 
+_MARKET_RULE_TEXT = "same-id same-camera gallery items are dropped"
+_SYSU_RULE_TEXT = "camera-3 queries drop camera-2 gallery items"
+
+
+def _market_rule(q_pids: Tensor, g_pids: Tensor, q_camids: Tensor, g_camids: Tensor) -> DropRule:
+    """The Market-1501 rule: a query does not see its own id in its own camera."""
+
+    def same_id_same_camera(q_index: Tensor, g_index: Tensor) -> Tensor:
+        return (q_pids[q_index] == g_pids[g_index]) & (q_camids[q_index] == g_camids[g_index])
+
+    return DropRule(same_id_same_camera, only_same_id=True)
+
+
+def _sysu_rule(q_camids: Tensor, g_camids: Tensor) -> DropRule:
+    """SYSU-MM01's rule: a camera-3 query sees no camera-2 item, whatever its id (one location)."""
+    query_camera, gallery_camera = SYSU_SHARED_LOCATION
+
+    def shared_location(q_index: Tensor, g_index: Tensor) -> Tensor:
+        return (q_camids[q_index] == query_camera) & (g_camids[g_index] == gallery_camera)
+
+    return DropRule(shared_location, only_same_id=False)
+
+
+def _chance(q_pids: Tensor, g_pids: Tensor, rule: DropRule | None, rule_text: str) -> tuple[float, float]:
+    """Expected rank-1 and mAP of a random ranking over the valid queries (ranking.random_ranking_statistics)."""
+    rank1, average_precision, valid = random_ranking_statistics(q_pids, g_pids, rule)
+    _require_valid(valid, rule_text)
+    return float(rank1[valid].mean()), float(average_precision[valid].mean())
+
+
+def chance(q_pids, g_pids, q_camids, g_camids) -> tuple[float, float]:
+    """Chance level of :func:`evaluate` (Market rule): the expected rank-1 and mAP (fractions)
+    of a uniformly random ranking of each query's kept gallery, averaged over the queries that
+    keep a match. A trained model's numbers mean something only well above these."""
+    q_pids, g_pids, q_camids, g_camids = _label_vectors(q_pids, g_pids, q_camids, g_camids)
+    return _chance(q_pids, g_pids, _market_rule(q_pids, g_pids, q_camids, g_camids), _MARKET_RULE_TEXT)
+
+
+def _label_vectors(q_pids, g_pids, q_camids, g_camids) -> tuple[Tensor, ...]:
+    num_query, num_gallery = len(q_pids), len(g_pids)
+    cpu = torch.device("cpu")
+    return (_as_labels(q_pids, "q_pids", num_query, cpu), _as_labels(g_pids, "g_pids", num_gallery, cpu),
+            _as_labels(q_camids, "q_camids", num_query, cpu), _as_labels(g_camids, "g_camids", num_gallery, cpu))
+
+
 def retrieval_metrics(
     distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, chunk_size: int | None = None
 ) -> RetrievalMetrics:
@@ -161,14 +206,10 @@ def retrieval_metrics(
     """
     distmat, q_pids, g_pids, q_camids, g_camids = _checked_inputs(
         distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
-
-    def same_id_same_camera(q_index: Tensor, g_index: Tensor) -> Tensor:
-        return (q_pids[q_index] == g_pids[g_index]) & (q_camids[q_index] == g_camids[g_index])
-
     with torch.no_grad():
         statistics = query_statistics(
-            distmat, q_pids, g_pids, DropRule(same_id_same_camera, only_same_id=True), chunk_size)
-    _require_valid(statistics.valid, "same-id same-camera gallery items are dropped")
+            distmat, q_pids, g_pids, _market_rule(q_pids, g_pids, q_camids, g_camids), chunk_size)
+    _require_valid(statistics.valid, _MARKET_RULE_TEXT)
     return _metrics(statistics, statistics.first_rank, min(max_rank, distmat.shape[1]))
 
 
@@ -296,15 +337,9 @@ def evaluate_sysu_mm01_trial(
     """
     distmat, q_pids, g_pids, q_camids, g_camids = _checked_inputs(
         distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
-    query_camera, gallery_camera = SYSU_SHARED_LOCATION
-
-    def shared_location(q_index: Tensor, g_index: Tensor) -> Tensor:
-        return (q_camids[q_index] == query_camera) & (g_camids[g_index] == gallery_camera)
-
-    rule = DropRule(shared_location, only_same_id=False)
     with torch.no_grad():
-        return _cross_modality_metrics(distmat, q_pids, g_pids, rule, max_rank, cmc,
-                                       "camera-3 queries drop camera-2 gallery items")
+        return _cross_modality_metrics(distmat, q_pids, g_pids, _sysu_rule(q_camids, g_camids), max_rank, cmc,
+                                       _SYSU_RULE_TEXT)
 
 
 def sysu_mm01_gallery_indices(
@@ -379,6 +414,23 @@ def evaluate_sysu_mm01(
     return aggregate_trials(per_trial, cmc, seeds)
 
 
+def chance_sysu_mm01(
+    query_pids, query_camids, gallery_pids, gallery_camids, mode: str = "all", shots: int = 1, trials: int = 10,
+    seed_base: int = 0,
+) -> tuple[float, float]:
+    """Chance level of :func:`evaluate_sysu_mm01` with the same arguments: the expected rank-1
+    and mAP (fractions) of a random ranking, averaged over the same sampled galleries (the
+    camera-3 rule applied). Rank-1 is the same under both CMC conventions: the first kept item."""
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1 (the protocol uses 10), got {trials}")
+    q_pids, g_pids, q_camids, g_camids = _label_vectors(query_pids, gallery_pids, query_camids, gallery_camids)
+    per_trial = []
+    for trial in range(trials):
+        columns = torch.as_tensor(sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial, seed_base))
+        per_trial.append(_chance(q_pids, g_pids[columns], _sysu_rule(q_camids, g_camids[columns]), _SYSU_RULE_TEXT))
+    return float(np.mean([r for r, _ in per_trial])), float(np.mean([m for _, m in per_trial]))
+
+
 def evaluate_regdb(
     visible_features, visible_pids, thermal_features, thermal_pids,
     direction: str = "visible_to_thermal", metric: str = "euclidean", max_rank: int = 20,
@@ -403,6 +455,17 @@ def evaluate_regdb(
     with torch.no_grad():
         return _cross_modality_metrics(distmat, q_pids, g_pids, None, max_rank, "standard",
                                        f"matching {direction.replace('_', ' ')}")
+
+
+def chance_regdb(visible_pids, thermal_pids, direction: str = "visible_to_thermal") -> tuple[float, float]:
+    """Chance level of :func:`evaluate_regdb` in `direction`: the expected rank-1 and mAP
+    (fractions) of a random ranking of the other modality's images."""
+    if direction not in REGDB_DIRECTIONS:
+        raise ValueError(f"direction must be one of {REGDB_DIRECTIONS}, got {direction!r}")
+    visible = _as_labels(visible_pids, "visible_pids", len(visible_pids), torch.device("cpu"))
+    thermal = _as_labels(thermal_pids, "thermal_pids", len(thermal_pids), torch.device("cpu"))
+    q_pids, g_pids = (visible, thermal) if direction == "visible_to_thermal" else (thermal, visible)
+    return _chance(q_pids, g_pids, None, f"matching {direction.replace('_', ' ')}")
 
 
 def _check_nearest_class_metric(metric: str) -> None:

@@ -59,7 +59,8 @@ def choose_data(dataset: str, data_root: str | os.PathLike | None, cache_dir: st
             return DataChoice(root.resolve(), "real", dataset)
         config = json.loads(manifest.read_text())["config"]
         return DataChoice(root.resolve(), "synthetic", _synthetic_label(dataset, config))
-    name = f"{dataset}-{size}-{num_ids or 'preset'}ids-{height}x{width}-seed{seed}"
+    # The generator's version in the name: a cache drawn by an older generator is left alone, not an error.
+    name = f"{dataset}-{size}-{num_ids or 'preset'}ids-{height}x{width}-seed{seed}-v{synthetic.GENERATOR_VERSION}"
     folder = synthetic.make_dataset(dataset, pathlib.Path(cache_dir) / name, size=size, seed=seed,
                                     num_ids=num_ids, height=height, width=width)
     config = json.loads((folder / synthetic.MANIFEST_NAME).read_text())["config"]
@@ -159,8 +160,9 @@ PAPER_DIRECTIONS = {"visible_to_thermal": "visible->thermal", "thermal_to_visibl
 
 def results_frame(run_dirs: Sequence[str | os.PathLike], with_margin: bool = False) -> pd.DataFrame:
     """Finished runs as the tidy rows `readnet.published.side_by_side` takes: method, dataset (the
-    papers' name, e.g. cuhk03_labeled), setting, metric ("mAP" / "rank-1"), value (percent), and
-    margin when `with_margin` (Table 5 rows are per margin, Table 2 rows are not)."""
+    papers' name, e.g. cuhk03_labeled), setting, metric ("mAP" / "rank-1"), value and chance (a
+    random ranking's expected value, readnet.evaluation; None for runs recorded without it), in
+    percent, and margin when `with_margin` (Table 5 rows are per margin, Table 2 rows are not)."""
     rows = []
     for run_dir in run_dirs:
         run = runs.load_run(run_dir)
@@ -175,7 +177,7 @@ def results_frame(run_dirs: Sequence[str | os.PathLike], with_margin: bool = Fal
         for setting, values in per_setting.items():
             for metric, key in (("mAP", "mAP"), ("rank-1", "rank1")):
                 row = {"method": config["method"], "dataset": dataset, "setting": setting, "metric": metric,
-                       "value": values[key]}
+                       "value": values[key], "chance": values.get(f"chance_{key}")}
                 rows.append({**row, "margin": config["margin"]} if with_margin else row)
     return pd.DataFrame(rows)
 

@@ -85,9 +85,11 @@ def extract_features(model: nn.Module, records: list, config: TrainConfig, cache
     return torch.cat(features), pids, camids
 
 
-def _percent(cmc: np.ndarray, mAP: float, mINP: float) -> dict:
+def _percent(cmc: np.ndarray, mAP: float, mINP: float, chance: tuple[float, float]) -> dict:
+    """The metrics in percent, with the protocol's chance level (a random ranking's rank-1 and mAP)."""
     out = {"mAP": 100.0 * float(mAP), "mINP": 100.0 * float(mINP)}
     out.update({f"rank{r}": 100.0 * float(cmc[r - 1]) for r in RANKS if r <= len(cmc)})
+    out["chance_rank1"], out["chance_mAP"] = (100.0 * value for value in chance)
     out["cmc"] = [round(100.0 * float(value), 6) for value in cmc]
     return out
 
@@ -95,8 +97,8 @@ def _percent(cmc: np.ndarray, mAP: float, mINP: float) -> dict:
 def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: TrainConfig,
                    sysu_settings: tuple[str, ...] = tuple(evaluation.SYSU_SETTINGS),
                    caches: dict | None = None) -> dict:
-    """mAP, mINP, rank-r and the CMC curve (percent) with the dataset's protocol: Market rule (Market/
-    Duke/CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
+    """mAP, mINP, rank-r, the CMC curve and the chance level (percent) with the dataset's protocol:
+    Market rule (Market/Duke/CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
     setting, named as in evaluation.SYSU_SETTINGS) or RegDB (both directions). The headline numbers
     are the first of `sysu_settings` (SYSU) or visible_to_thermal (RegDB). SYSU-MM01 results name
     their CMC convention (`cmc_convention`), as rank-5/10/20 differ between the two.
@@ -113,18 +115,20 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
             mode, shots = evaluation.SYSU_SETTINGS[name]
             result = evaluation.evaluate_sysu_mm01(query, q_pids, q_camids, gallery, g_pids, g_camids, mode=mode,
                                                    shots=shots, trials=config.eval_trials, metric=metric)
-            settings[name] = _percent(result.cmc_mean, result.mAP_mean, result.mINP_mean)
+            chance = evaluation.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, mode, shots, config.eval_trials)
+            settings[name] = _percent(result.cmc_mean, result.mAP_mean, result.mINP_mean, chance)
         # Every setting takes evaluate_sysu_mm01's default convention; the record names it.
         return {**settings[sysu_settings[0]], "cmc_convention": result.cmc_convention, "settings": settings}
     if dataset.protocol == "regdb":
         settings = {}
         for direction in evaluation.REGDB_DIRECTIONS:
             result = evaluation.evaluate_regdb(query, q_pids, gallery, g_pids, direction, metric)
-            settings[direction] = _percent(result.cmc, result.mAP, result.mINP)
+            settings[direction] = _percent(result.cmc, result.mAP, result.mINP,
+                                           evaluation.chance_regdb(q_pids, g_pids, direction))
         return {**settings["visible_to_thermal"], "settings": settings}
     result = evaluation.retrieval_metrics(ranking_distances(query, gallery, metric, config.rerank),
                                           q_pids, g_pids, q_camids, g_camids)
-    return _percent(result.cmc, result.mAP, result.mINP)
+    return _percent(result.cmc, result.mAP, result.mINP, evaluation.chance(q_pids, g_pids, q_camids, g_camids))
 
 
 def ranking_distances(query: torch.Tensor, gallery: torch.Tensor, metric: str, rerank: bool = False) -> torch.Tensor:

@@ -286,12 +286,13 @@ def side_by_side(
 ) -> pd.DataFrame:
     """Our results next to a published table.
 
-    `ours` is tidy: columns method, dataset, metric, value (percent), and optionally margin and
-    setting. `data_source` is "real" (the published dataset itself) or "synthetic" (generated data
-    in the published layout). The result has columns table, method, margin, label, dataset,
-    setting, metric, paper, the ours column (`ours_column`, naming re-ranking when `reranked`),
-    and, only when data_source is "real", "delta (ours - paper)". It covers the published rows of
-    the datasets in `ours`, plus any of our rows the paper has no cell for.
+    `ours` is tidy: columns method, dataset, metric, value (percent), and optionally margin,
+    setting and chance (the value a random ranking reaches). `data_source` is "real" (the published
+    dataset itself) or "synthetic" (generated data in the published layout). The result has columns
+    table, method, margin, label, dataset, setting, metric, paper, the ours column (`ours_column`,
+    naming re-ranking when `reranked`), chance when `ours` has it, and, only when data_source is
+    "real", "delta (ours - paper)". It covers the published rows of the datasets in `ours`, plus any
+    of our rows the paper has no cell for.
     """
     header = ours_column(data_source, data_label, reranked)
     ours_frame = _tidy_ours(ours)
@@ -300,8 +301,9 @@ def side_by_side(
     keys = ["method", "margin_key", "dataset", "setting", "metric"]
     published = published.assign(margin_key=published["margin"].map(_margin_key), paper_order=range(len(published)))
     ours_frame = ours_frame.assign(margin_key=ours_frame["margin"].map(_margin_key))
+    chance = ["chance"] if "chance" in ours_frame else []
     merged = published.merge(
-        ours_frame[keys + ["margin", "value"]].rename(columns={"value": header, "margin": "ours_margin"}),
+        ours_frame[keys + ["margin", "value", *chance]].rename(columns={"value": header, "margin": "ours_margin"}),
         on=keys,
         how="outer",
     )
@@ -314,7 +316,7 @@ def side_by_side(
     ]
     merged = merged.rename(columns={"value": "paper"})
     merged["note"] = merged["note"].fillna("")
-    columns = ["table", "method", "margin", "label", "dataset", "setting", "metric", "paper", header]
+    columns = ["table", "method", "margin", "label", "dataset", "setting", "metric", "paper", header, *chance]
     if data_source == "real":
         merged["delta (ours - paper)"] = merged[header] - merged["paper"]
         columns.append("delta (ours - paper)")

@@ -382,3 +382,37 @@ def query_statistics(
             record(chunk, ranks.to(device), slot.to(device))
     return QueryStatistics(first_rank, average_precision / num_matches.clamp(min=1), inverse_penalty,
                            num_matches > 0)
+
+
+def random_ranking_statistics(
+    q_pids: Tensor, g_pids: Tensor, rule: DropRule | None, chunk_size: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per query, what a uniformly random order of its kept gallery items scores in expectation:
+    the rank-1 hit m/n and the AP (1/n) [H_n + (m-1)/(n-1) (n - H_n)], for m kept matches among
+    n kept items (H_n the n-th harmonic number; each position k is a match with probability m/n,
+    and then holds 1 + (k-1)(m-1)/(n-1) matches on average). Also whether the query is valid
+    (m > 0), as in :func:`query_statistics`, whose drop `rule` it shares."""
+    num_query, num_gallery = q_pids.numel(), g_pids.numel()
+    device = q_pids.device
+    q_same, g_same = _same_id_pairs(q_pids, g_pids)
+    dropped = torch.zeros(num_query, dtype=torch.int64, device=device)
+    if rule is not None:
+        kept = ~rule.drop(q_same, g_same)
+        if rule.only_same_id:
+            dropped = torch.bincount(q_same[~kept], minlength=num_query)
+        else:
+            step = _chunk_rows(num_gallery, device, chunk_size)
+            columns = torch.arange(num_gallery, device=device)[None, :]
+            for start in range(0, num_query, step):
+                queries = torch.arange(start, min(start + step, num_query), device=device)[:, None]
+                dropped[start:start + step] = rule.drop(queries, columns).sum(1)
+        q_same = q_same[kept]
+    matches = torch.bincount(q_same, minlength=num_query).double()
+    items = (num_gallery - dropped).double()
+    harmonic = torch.cat([torch.zeros(1, dtype=torch.float64, device=device),
+                          (1.0 / torch.arange(1, num_gallery + 1, dtype=torch.float64, device=device)).cumsum(0)])
+    h_n = harmonic[items.long()]
+    share = (matches - 1) / (items - 1).clamp(min=1)  # n = 1 leaves m = 1: AP = H_1 / 1 = 1
+    average_precision = (h_n + share * (items - h_n)) / items.clamp(min=1)
+    valid = matches > 0
+    return matches / items.clamp(min=1), torch.where(valid, average_precision, 0.0), valid

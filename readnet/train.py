@@ -191,9 +191,11 @@ def _fit(engine: Engine, dataset: reid_data.ReIDDataset, run_dir: pathlib.Path, 
                     scheduler.step()
             if config.eval_every and state["epoch"] % config.eval_every == 0 and state["iteration"] < limit and main:
                 # The record keeps the scalars (mAP, mINP, rank-r), which TensorBoard and the curves plot,
-                # and SYSU-MM01's CMC convention; the whole CMC and per-setting results are in final_metrics.json.
+                # and SYSU-MM01's CMC convention; the whole CMC, the chance level and per-setting results
+                # are in final_metrics.json.
                 record.update({f"eval/{k}": v for k, v in evaluate_model(
-                    engine.model, dataset, config, caches=engine.eval_caches).items() if k not in ("settings", "cmc")})
+                    engine.model, dataset, config, caches=engine.eval_caches).items()
+                    if k not in ("settings", "cmc", "chance_rank1", "chance_mAP")})
             distributed.barrier()
             state.update(iteration_in_epoch=0, sums={}, counts={}, records=state["records"] + [record])
             if state["epoch"] % checkpoint_epochs == 0:

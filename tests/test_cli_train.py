@@ -41,7 +41,7 @@ def test_train_writes_a_complete_run_that_test_reproduces_and_resume_extends(dat
 
     assert cli.main(["test", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "DIFFERENT" not in out and out.count("same") == 6  # mAP, mINP, rank-1/5/10/20
+    assert "DIFFERENT" not in out and out.count("same") == 8  # mAP, mINP, rank-1/5/10/20, chance rank-1 and mAP
 
     assert cli.main(["resume", "--run", str(run_dir), "--set", "max_iterations=4"]) == 0
     assert runs.read_json(run_dir / "final_metrics.json")["iteration"] == 4

@@ -7,6 +7,7 @@ eval_sysu / eval_regdb describe it).
 Tests taking the `ranking_path` fixture run once per ranking algorithm of readnet.ranking: the
 counting path, the sorting path (numpy, as on the CPU) and the sorting path in torch (as on CUDA).
 """
+import itertools
 import math
 
 import numpy as np
@@ -426,6 +427,68 @@ def test_regdb_aggregate_over_trials():
         E.evaluate_regdb(visible, pids, thermal, pids, "rgb_to_ir")
     with pytest.raises(TypeError, match="one RetrievalMetrics per trial"):
         E.aggregate_trials([(trial.cmc, trial.mAP) for trial in per_trial])
+
+
+def astuple(metrics):
+    return metrics.cmc, metrics.mAP
+
+
+def mean_over_every_order(score, num_gallery):
+    """The mean (rank-1, mAP) of `score(row)` over every order of the gallery, `row` giving each
+    gallery item its place: exactly what a uniformly random ranking scores in expectation."""
+    results = [score(np.array(order, dtype=np.float32)) for order in itertools.permutations(range(num_gallery))]
+    return np.mean([cmc[0] for cmc, _ in results]), np.mean([mAP for _, mAP in results])
+
+
+def test_chance_of_the_market_rule_is_the_mean_over_every_ranking():
+    # Query 4 (pid 3, camera 2) keeps no match once its same-camera item is dropped: not counted.
+    q_pids, q_camids = np.array([1, 1, 2, 3]), np.array([0, 1, 0, 2])
+    g_pids, g_camids = np.array([1, 1, 2, 3, 2]), np.array([0, 1, 1, 2, 0])
+    exact = mean_over_every_order(
+        lambda row: E.evaluate(np.tile(row, (4, 1)), q_pids, g_pids, q_camids, g_camids), len(g_pids))
+    assert E.chance(q_pids, g_pids, q_camids, g_camids) == pytest.approx(exact, abs=1e-12)
+
+
+def test_chance_of_a_sysu_trial_is_the_mean_over_every_ranking():
+    # Camera-3 queries (camid 2) drop the camera-2 items (camid 1) of every id; 10 shots keep the whole gallery.
+    q_pids, q_camids = np.array([1, 2, 3]), np.array([2, 5, 2])
+    g_pids, g_camids = np.array([1, 1, 2, 3, 3]), np.array([1, 0, 3, 1, 4])
+    exact = mean_over_every_order(lambda row: astuple(E.evaluate_sysu_mm01_trial(
+        np.tile(row, (3, 1)), q_pids, q_camids, g_pids, g_camids)), len(g_pids))
+    chance = E.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, mode="all", shots=10, trials=1)
+    assert chance == pytest.approx(exact, abs=1e-12)
+    # Averaged over the trials' sampled galleries, as evaluate_sysu_mm01 averages its metrics.
+    g_pids, g_camids = sysu_gallery(np.random.default_rng(3))
+    q_pids, q_camids = np.repeat(np.unique(g_pids), 2), np.tile([2, 5], len(np.unique(g_pids)))
+    per_trial = [E.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, "indoor", 1, trials=1, seed_base=t)
+                 for t in range(3)]
+    assert E.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, "indoor", 1, trials=3) == \
+        pytest.approx(tuple(np.mean(per_trial, 0)), abs=1e-12)
+
+
+@pytest.mark.parametrize("direction", E.REGDB_DIRECTIONS)
+def test_chance_of_regdb_is_the_mean_over_every_ranking(direction):
+    visible_pids, thermal_pids = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2, 0])
+    queries, gallery = (visible_pids, thermal_pids) if direction == "visible_to_thermal" else (thermal_pids,
+                                                                                               visible_pids)
+
+    def score(row):  # queries at 0 and each gallery item at its place: distance = place
+        at_zero, placed = np.zeros((len(queries), 1)), row[:, None]
+        features = (at_zero, placed) if direction == "visible_to_thermal" else (placed, at_zero)
+        return astuple(E.evaluate_regdb(features[0], visible_pids, features[1], thermal_pids, direction, max_rank=5))
+
+    exact = mean_over_every_order(score, len(gallery))
+    assert E.chance_regdb(visible_pids, thermal_pids, direction) == pytest.approx(exact, abs=1e-12)
+
+
+def test_chance_of_a_one_item_gallery_and_bad_inputs():
+    assert E.chance([1], [1], [0], [1]) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="no query has a match"):
+        E.chance([1], [2], [0], [1])
+    with pytest.raises(ValueError, match="direction"):
+        E.chance_regdb([0], [0], "rgb_to_ir")
+    with pytest.raises(ValueError, match="trials"):
+        E.chance_sysu_mm01([1], [2], [1], [0], trials=0)
 
 
 def test_nearest_class_accuracy_angle_versus_euclidean():

@@ -7,6 +7,7 @@ import torch
 
 from readnet import experiment, explore, presets
 from readnet.config import TrainConfig, _field_types
+from readnet.data.synthetic import GENERATOR_VERSION
 
 # Every preset the notebooks train, with a dataset it trains on.
 NOTEBOOK_PRESETS = {"basel": "market1501", "atl": "market1501", "acn": "market1501", "atl_acn": "market1501",
@@ -19,14 +20,15 @@ def test_scales_set_only_config_fields_and_every_budget_is_a_budget():
     for name, scale in experiment.SCALES.items():
         assert scale.name == name and experiment.get_scale(name) is scale
         assert set(scale.settings()) <= set(fields), name
-        for budget in (scale.single_run, scale.grid_run, scale.expat_run, scale.explorer_run):
+        for budget in (scale.single_run, scale.grid_run, scale.expat_run, scale.cross_modal_run, scale.explorer_run):
             assert isinstance(budget, experiment.Budget) and set(budget.settings()) <= set(fields)
 
 
 def test_the_paper_scale_keeps_every_preset_as_published():
     paper = experiment.SCALES["paper"]
-    assert paper.settings() == {} and paper.synthetic_size is None
-    assert paper.grid_run.settings() == paper.expat_run.settings() == {"eval_every": 0}
+    assert paper.settings() == paper.settings(presets.preset("expat")) == {} and paper.synthetic_size is None
+    assert paper.grid_run.settings() == paper.expat_run.settings() == paper.cross_modal_run.settings() == \
+        {"eval_every": 0}
 
 
 def test_smaller_scales_generate_data_at_their_training_size():
@@ -34,7 +36,7 @@ def test_smaller_scales_generate_data_at_their_training_size():
         scale = experiment.SCALES[name]
         assert scale.synthetic_size and scale.height and scale.width and scale.pretrained is False
     with pytest.raises(ValueError, match="set height and width"):
-        experiment.Scale("odd", *(experiment.Budget(),) * 4, synthetic_size="tiny")
+        experiment.Scale("odd", *(experiment.Budget(),) * 5, synthetic_size="tiny")
 
 
 def test_unknown_scale_lists_the_valid_ones():
@@ -75,7 +77,7 @@ def test_every_notebook_preset_builds_at_every_scale(preset, smoke, monkeypatch)
                         lambda self, name: explore.DataChoice(pathlib.Path("/data"), "real", name))
     for scale in experiment.SCALES.values():
         exp = dataclasses.replace(smoke, scale=scale)
-        for budget in (scale.single_run, scale.grid_run, scale.expat_run, scale.explorer_run):
+        for budget in (scale.single_run, scale.grid_run, scale.expat_run, scale.cross_modal_run, scale.explorer_run):
             config = exp.config(preset, dataset, budget)
             assert config.method == presets.PRESETS[preset].method and config.progress is False
     paper = dataclasses.replace(smoke, scale=experiment.SCALES["paper"]).config(preset, dataset,
@@ -101,6 +103,23 @@ def test_config_applies_scale_budget_then_overrides(smoke, monkeypatch):
         dataclasses.replace(smoke, overrides={"lr_typo": 1}).config("atl", "market1501", experiment.Budget())
 
 
+def test_smaller_scales_shrink_the_padding_with_the_image_and_drop_random_erasing(smoke, monkeypatch):
+    monkeypatch.setattr(experiment.Experiment, "data",
+                        lambda self, name: explore.DataChoice(pathlib.Path("/data"), "real", name))
+    demo = dataclasses.replace(smoke, scale=experiment.SCALES["demo"])
+    recipe = presets.PRESETS["expat"]
+    assert (recipe.pad, recipe.height, recipe.random_erasing, recipe.last_stride) == (10, 256, 0.5, 1)
+    config = demo.config("expat", "market1501", demo.scale.expat_run)
+    # 10 pixels at 256x128 is 2 at 64x32 (a 10-pixel shift is a third of a 32-pixel-wide image)
+    assert (config.height, config.pad, config.random_erasing, config.last_stride) == (64, 2, 0.0, 2)
+    assert demo.config("expat_cross_modal", "sysu_mm01", demo.scale.cross_modal_run).pad == 2
+    assert smoke.config("expat", "market1501", smoke.scale.expat_run).pad == 1
+    # ReadNet's recipes pad nothing, erase nothing and already end with stride 2: the scale leaves them as they were
+    basel = demo.config("basel", "market1501", demo.scale.grid_run)
+    assert (basel.pad, basel.random_erasing, basel.last_stride) == (0, 0.0, 2)
+    assert demo.config("expat", "market1501", demo.scale.expat_run, pad=5).pad == 5
+
+
 def test_the_paper_scale_needs_real_data(tmp_path):
     exp = experiment.setup("paper", "03", output_dir=str(tmp_path), log=lambda line: None)
     with pytest.raises(ValueError, match="scale 'paper' trains on the real datasets: give data_root"):
@@ -112,7 +131,7 @@ def test_data_is_generated_at_the_scale_s_size_once(smoke):
     first = smoke.data("market1501")
     assert first.source == "synthetic" and "size tiny" in first.label
     assert smoke.data("market1501") is first
-    assert first.root == (smoke.cache_dir / "market1501-tiny-presetids-32x16-seed0").resolve()
+    assert first.root == (smoke.cache_dir / f"market1501-tiny-presetids-32x16-seed0-v{GENERATOR_VERSION}").resolve()
 
 
 def test_example_rankings_spread_over_the_queries():

@@ -185,9 +185,12 @@ def test_runs_table_and_results_frame(runs_root):
     assert list(table["method"]) == ["atl", "basel"]
     assert table["mAP"].between(0, 100).all()
     tidy = explore.results_frame(found, with_margin=True)
-    assert list(tidy.columns) == ["method", "dataset", "setting", "metric", "value", "margin"]
+    assert list(tidy.columns) == ["method", "dataset", "setting", "metric", "value", "chance", "margin"]
     assert set(zip(tidy["method"], tidy["margin"])) == {("atl", 0.08), ("basel", 0.8)}
     assert set(tidy["metric"]) == {"mAP", "rank-1"}
+    # the chance level each run recorded beside each metric: a random ranking's, so the same for both runs
+    assert tidy["chance"].between(0, 100, inclusive="neither").all()
+    assert tidy.groupby("metric")["chance"].nunique().eq(1).all()
 
 
 def test_comparable_pair_prefers_basel_and_atl(runs_root):

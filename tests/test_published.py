@@ -121,6 +121,16 @@ def test_side_by_side_matches_settings():
     assert row["delta (ours - paper)"] == pytest.approx(50.0 - 67.45)
 
 
+def test_side_by_side_keeps_the_chance_level_beside_ours():
+    ours = [{"method": "expat", "dataset": "regdb", "setting": "thermal->visible", "metric": "rank-1", "value": 50.0,
+             "chance": 3.3}]
+    table = side_by_side(ours, table="expat_regdb", data_source="synthetic")
+    assert list(table.columns)[-2:] == ["chance", "note"]
+    row = table[(table["setting"] == "thermal->visible") & (table["metric"] == "rank-1")].iloc[0]
+    assert row["chance"] == 3.3 and row["ours (synthetic data)"] == 50.0
+    assert "chance" not in side_by_side(OURS, table="readnet_table5", data_source="real").columns
+
+
 def test_side_by_side_rejects_bad_input():
     for source in ("market", "fallback"):
         with pytest.raises(ValueError, match="data_source must be one of"):

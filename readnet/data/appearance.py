@@ -326,6 +326,22 @@ def paint_thermal(parts: np.ndarray, idn: Identity, phase: float) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
+# ITU-R BT.601 luma weights: the visible outfit's brightness.
+LUMA = np.asarray([0.299, 0.587, 0.114], np.float32)
+
+
+def paint_infrared(parts: np.ndarray, idn: Identity, phase: float, shared: float) -> np.ndarray:
+    """An infrared frame of the person: `shared` x the visible outfit's luma (what a near-infrared
+    sensor keeps of the colour image: patterns and light/dark garments) + (1 - shared) x the
+    per-identity thermal response (`paint_thermal`). The shared part is the only cue a cross-modal
+    model can match an unseen identity on besides the silhouette."""
+    thermal = paint_thermal(parts, idn, phase)
+    if shared == 0.0:  # generator version 1's frames, byte for byte
+        return thermal
+    visible = paint_rgb(parts, idn, phase) @ LUMA
+    return shared * visible[..., None] + (1.0 - shared) * thermal
+
+
 def _apply_camera(img: np.ndarray, cam: Camera, r: np.random.Generator) -> np.ndarray:
     """Colour cast, contrast, brightness, blur or low resolution, sensor noise -> uint8 [H, W, 3]."""
     h, w = img.shape[:2]
@@ -363,7 +379,7 @@ def render(spec: ImageSpec, config: SyntheticConfig) -> np.ndarray:
         parts = draw_parts(idn, pose, h, w)
         phase = float(r.uniform(0, 4))
         if cam.modality == "ir":
-            person = paint_thermal(parts, idn, phase)
+            person = paint_infrared(parts, idn, phase, config.ir_shared)
         else:
             yy, xx = _grid(h, w)
             person = paint_rgb(parts, idn, phase)

@@ -5,8 +5,8 @@ licence forms, so this generator writes stand-ins in exactly their folder layout
 grammars. An identity is a stable outfit (clothing colours, stripes/solid/checks, body shape, maybe
 a bag); each camera is a nuisance (colour cast, brightness, blur or low resolution, background), the
 "camera-caused gap" ACN must remove (ReadNet §3.3); images per identity are heavy-tailed, the data
-imbalance ATL targets (ReadNet §1). Infrared cameras map the same person to gray through a per-identity
-thermal response of the clothing, with skin brighter (body heat).
+imbalance ATL targets (ReadNet §1). Infrared cameras draw the same person in gray: part the visible
+outfit's luma (`ir_shared`), part a per-identity thermal response of the clothing, skin brighter (body heat).
 
 Everything is seeded: every image draws from its own generator keyed by (seed, layout, role, key),
 so the same parameters give byte-identical files whatever the number of worker processes.
@@ -33,8 +33,12 @@ from readnet.data.appearance import ROLE_PLAN, render, seeded_rng
 from readnet.data.layouts import (LAYOUTS, PUBLISHED_COUNTS, REGDB_IMAGES_PER_MODALITY, REGDB_TRIALS,
                                   SYSU_INDOOR_RGB_CAMERAS, SYSU_IR_CAMERAS, SYSU_RGB_CAMERAS)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: infrared frames keep part of the visible outfit (ir_shared)
 MANIFEST_NAME = "readnet_synthetic.json"
+# Share of an infrared frame that follows the visible outfit's luma (appearance.paint_infrared). At 0
+# an unseen identity shares only its silhouette across modalities, and a demo-sized expAT run stays at
+# chance cross-modally while it matches within each modality (docs/datasets.md).
+IR_SHARED = 0.8
 
 # CUHK03's 1,467 ids are spread very unevenly over its 5 camera pairs.
 _CUHK03_PAIR_IDS = np.array([843, 440, 77, 58, 49], dtype=float)
@@ -115,6 +119,7 @@ class SyntheticConfig:
     num_test_ids: int | None = None
     height: int = 128
     width: int = 64
+    ir_shared: float = IR_SHARED
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -125,6 +130,8 @@ class SyntheticConfig:
             raise ValueError(f"image size {self.height}x{self.width} (HxW) is too small; use at least 32x16")
         if self.seed < 0:
             raise ValueError(f"seed={self.seed}: use a non-negative integer")
+        if not 0.0 <= self.ir_shared <= 1.0:
+            raise ValueError(f"ir_shared={self.ir_shared}: use a share in [0, 1]")
 
     @property
     def counts(self) -> SizePreset:
@@ -414,6 +421,7 @@ def make_dataset(
     height: int = 128,
     width: int = 64,
     workers: int | None = None,
+    ir_shared: float = IR_SHARED,
 ) -> pathlib.Path:
     """Write a synthetic dataset in `layout`'s published layout under `root`; return its folder.
 
@@ -421,13 +429,13 @@ def make_dataset(
     (image counts follow the size preset's images-per-id). Writing is atomic: images go to a hidden
     temporary folder renamed into place once complete. A complete folder with the same parameters
     is left as it is; one with other parameters is an error. `workers` (default: 2 for more than
-    5,000 images, else 1) only changes speed, never the bytes.
+    5,000 images, else 1) only changes speed, never the bytes. `ir_shared`: see IR_SHARED.
     """
     config = SyntheticConfig(
         layout=layout, size=size, seed=seed,
         num_train_ids=num_ids if num_train_ids is None else num_train_ids,
         num_test_ids=num_ids if num_test_ids is None else num_test_ids,
-        height=height, width=width,
+        height=height, width=width, ir_shared=ir_shared,
     )
     root = pathlib.Path(root)
     folder = root / LAYOUTS[layout].folder
@@ -513,6 +521,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=128)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--workers", type=int, default=None, help="processes drawing images (speed only)")
+    p.add_argument("--ir-shared", type=float, default=IR_SHARED,
+                   help=f"share of an infrared frame that follows the visible outfit (default {IR_SHARED})")
     return p
 
 
@@ -529,7 +539,7 @@ def cli(argv: list[str]) -> int:
             folder = make_dataset(
                 layout, args.root, size=args.size, seed=args.seed, num_ids=args.num_ids,
                 num_train_ids=args.num_train_ids, num_test_ids=args.num_test_ids,
-                height=args.height, width=args.width, workers=args.workers,
+                height=args.height, width=args.width, workers=args.workers, ir_shared=args.ir_shared,
             )
         except (ValueError, FileExistsError) as err:
             print(f"make-synthetic: {err}", file=sys.stderr)

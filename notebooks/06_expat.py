@@ -48,7 +48,7 @@ cache_dir = None  # None: the repository's data/synthetic/
 # %matplotlib inline
 from IPython.display import display
 
-from readnet import experiment
+from readnet import claims, experiment
 
 exp = experiment.setup(scale, "06", output_dir=output_dir, runs_dir=runs_dir, cache_dir=cache_dir,
                        data_root=data_root, seed=seed, overrides=overrides)
@@ -80,3 +80,6 @@ single_runs = [exp.train(method, dataset, exp.scale.expat_run)
 if single_runs:
     display(exp.save_against_paper(single_runs, "expat_single_modality", "06_expat_single_modality",
                                    "expAT single-modality"))
+claims.save(experiment.expat_claims(single_runs, single_modality_datasets[0] if single_modality_datasets else "",
+                                    exp.data(single_modality_datasets[0]).label if single_modality_datasets else "",
+                                    [seed]), "06", exp.output)

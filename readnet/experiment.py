@@ -310,3 +310,29 @@ def table2_claims(run_dirs: typing.Mapping[tuple[str, str], pathlib.Path], probe
         claims.compare("atl_acn_best", "mAP (%)", maps, "ATL+ACN", ["ATL", "ACN", "Basel"], table2, seeds,
                        data=data_label),
     ]
+
+
+def expat_claims(single_runs: typing.Sequence[pathlib.Path], dataset: str, data_label: str,
+                 seeds: typing.Sequence[int]) -> list[claims.Claim]:
+    """Notebook 06's two scoreboard rows: expAT against the triplet baseline on `dataset` (mAP), and
+    the cross-modal claim, which needs a cross-modal baseline run that notebook 06 does not train."""
+    results = explore.results_frame(list(single_runs)) if single_runs else pd.DataFrame(
+        columns=["method", "dataset", "metric", "value"])
+    here = results[(results["metric"] == "mAP") & (results["dataset"] == dataset)]
+    maps = {published.paper_method(method): list(group["value"]) for method, group in here.groupby("method")}
+
+    def paper(method: str) -> str:
+        try:
+            return f"{method} {published.lookup('expat_single_modality', method, dataset, 'mAP')}"
+        except KeyError:
+            return f"{method} n/a"
+
+    reference = f"expAT README, {dataset} mAP: {paper('expAT')}, {paper('triplet')}"
+    return [
+        claims.compare("expat_single_modality", "mAP (%)", maps, "expAT", ["triplet"], reference, seeds,
+                       data=data_label),
+        claims.untestable("expat_cross_modal", "rank-1 / mAP (%)",
+                          "expAT README, SYSU-MM01: baseline 7.40 / 11.46 -> expAT 38.57 / 38.61 (rank-1 / mAP)",
+                          "notebook 06 trains expAT alone on the RGB-IR sets; the README does not define its "
+                          "cross-modal baseline, so the kit has no preset for it", seeds),
+    ]

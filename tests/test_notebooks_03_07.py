@@ -105,3 +105,11 @@ def test_expat_tables_cover_every_setting(smoke_run):
     assert set(regdb.dropna(subset=["ours (synthetic data)"])["setting"]) == {"visible->thermal", "thermal->visible"}
     single = pd.read_csv(figures / "06_expat_single_modality.csv").dropna(subset=["ours (synthetic data)"])
     assert {"triplet", "BNNeck", "expAT", "expAT+center"} <= set(single["method"])
+
+
+@pytest.mark.slow
+def test_notebook_06_decides_the_single_modality_claim_and_says_why_the_cross_modal_one_is_untestable(smoke_run):
+    board = pd.read_csv(smoke_run.run_dir / "figures" / "claims.csv").set_index("claim")
+    assert board.loc["expat_single_modality", "holds"] in ("true", "false")
+    assert board.loc["expat_cross_modal", "holds"] == "untestable"
+    assert "baseline" in board.loc["expat_cross_modal", "why"]

@@ -25,6 +25,7 @@
 
 # %% tags=["parameters"]
 scale = "demo"
+rerank = False  # k-reciprocal re-ranking of every run's distances (not the paper's setting)
 datasets = ["market1501"]
 methods = ["basel", "atl", "acn", "atl_acn"]
 w2 = None  # L_cam's weight (eq. 13) for the ACN methods; None: the paper's
@@ -42,7 +43,7 @@ from readnet import claims, experiment, plots, sweep
 
 exp = experiment.setup(scale, "05", output_dir=output_dir, runs_dir=runs_dir, cache_dir=cache_dir,
                        data_root=data_root, seed=seed, overrides=overrides)
-cells = sweep.method_grid(datasets, methods, w2=w2)
+cells = sweep.method_grid(datasets, methods, w2=w2, rerank=rerank)
 
 # %% [markdown]
 # ## Train the four methods

@@ -56,12 +56,15 @@ def margin_grid(datasets: typing.Sequence[str], grid: typing.Mapping[str, typing
             for dataset in datasets for preset, margins in grid.items() for margin in margins]
 
 
-def method_grid(datasets: typing.Sequence[str], methods: typing.Sequence[str], w2: float | None = None) -> list[Cell]:
+def method_grid(datasets: typing.Sequence[str], methods: typing.Sequence[str], w2: float | None = None,
+                rerank: bool = False) -> list[Cell]:
     """Table 2's cells: every method on every dataset; `w2` (L_cam's weight, eq. 13), when given,
-    replaces the paper's for the methods with the camera adversary."""
+    replaces the paper's for the methods with the camera adversary. `rerank` as in margin_grid."""
+    extra = (("rerank", True),) if rerank else ()
+
     def settings(method: str) -> tuple:
         adversary = method in METHODS and METHODS[method].camera_adversary
-        return (("w2", float(w2)),) if w2 is not None and adversary else ()
+        return ((("w2", float(w2)),) if w2 is not None and adversary else ()) + extra
 
     return [Cell(dataset, method, settings(method)) for dataset in datasets for method in methods]
 

@@ -133,3 +133,9 @@ def test_a_re_ranking_sweep_says_so_in_its_folders_tables_and_figure(exp, monkey
     exp.overrides = {"rerank": False}  # the notebook's parameter and an override may not disagree silently
     with pytest.raises(ValueError, match="set it once"):
         sweep.validate(exp, cells, exp.scale.grid_run)
+
+
+def test_table_2s_grid_takes_re_ranking_as_table_5s_does():
+    cells = sweep.method_grid(["market1501"], ["basel", "acn"], w2=1.0, rerank=True)
+    assert [cell.settings for cell in cells] == [(("rerank", True),), (("w2", 1.0), ("rerank", True))]
+    assert [cell.settings for cell in sweep.method_grid(["market1501"], ["basel"])] == [()]

@@ -88,7 +88,7 @@ def test_camera_probe_covers_methods_with_and_without_acn(smoke_run):
 
 @pytest.mark.slow
 def test_the_claims_scoreboard_decides_notebook_05s_claims(smoke_run):
-    board = pd.read_csv(smoke_run.run_dir / "figures" / "claims.csv").set_index("claim")
+    board = pd.read_csv(smoke_run.run_dir / "figures" / "claims.csv", dtype=str).set_index("claim")
     for claim in ("atl_beats_basel", "acn_lowers_camera_probe", "acn_improves_map", "atl_acn_best"):
         assert board.loc[claim, "holds"] in ("true", "false"), board.loc[claim].to_dict()
         assert board.loc[claim, "seeds"] == "0" and " vs " in board.loc[claim, "value"]
@@ -109,7 +109,7 @@ def test_expat_tables_cover_every_setting(smoke_run):
 
 @pytest.mark.slow
 def test_notebook_06_decides_the_single_modality_claim_and_says_why_the_cross_modal_one_is_untestable(smoke_run):
-    board = pd.read_csv(smoke_run.run_dir / "figures" / "claims.csv").set_index("claim")
+    board = pd.read_csv(smoke_run.run_dir / "figures" / "claims.csv", dtype=str).set_index("claim")
     assert board.loc["expat_single_modality", "holds"] in ("true", "false")
     assert board.loc["expat_cross_modal", "holds"] == "untestable"
     assert "baseline" in board.loc["expat_cross_modal", "why"]

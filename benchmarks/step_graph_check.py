@@ -33,11 +33,11 @@ import torch
 from _results import record
 from device_check import (FULL_RUN_EPOCHS, SCALES, TARGETS, Scale, SyncCounter, _fmt, _load, base_config, dataset_root,
                           stage_env, write_json)
-from train_throughput import Pipeline, synchronize
+from train_throughput import Pipeline, endless_batches, synchronize
 from readnet import runs, step_graph, train
 from readnet.data.device_cache import load_or_decode
 from readnet.data.synthetic import make_dataset
-from readnet.engine import build_engine, iterate_batches, train_step
+from readnet.engine import build_engine, train_step
 
 AGREEMENT_STEPS = 12
 MILESTONE = 8  # the lr drops 10x here, inside the window: a frozen lr would show in the weights
@@ -50,19 +50,12 @@ def graphs_for(engine) -> step_graph.StepGraphs:
     return step_graph.StepGraphs(engine, graph_type=step_graph.EagerReplay)
 
 
-def _endless(engine, dataset):
-    epoch = 0
-    while True:
-        yield from iterate_batches(engine, dataset, epoch)
-        epoch += 1
-
-
 def _trajectory(config, dataset, graphs: bool) -> dict:
     engine = build_engine(config, dataset)
     step = graphs_for(engine) if graphs else train_step
     counter = SyncCounter(engine.device)
     losses = []
-    for iteration, batch in zip(range(AGREEMENT_STEPS), _endless(engine, dataset)):
+    for iteration, batch in zip(range(AGREEMENT_STEPS), endless_batches(engine, dataset)):
         replaying = graphs and iteration >= 2 * step.warmup_steps + 2  # past every kind's warm-up and capture
         if replaying:
             with counter.watch():

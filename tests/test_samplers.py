@@ -200,3 +200,116 @@ def test_cross_modal_ranks_share_the_identities_with_k_per_modality():
 def test_bad_shards_are_rejected(rank, world_size, message):
     with pytest.raises(ValueError, match=message):
         PKSampler(PIDS, p=4, k=2, rank=rank, world_size=world_size)
+
+
+# The two epochs. Uneven image counts, 3 ids with fewer than K images, and an identity whose
+# remainder (n % K) is left out of a chunk.
+UNEVEN = [pid for pid, n in enumerate([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 14, 17]) for _ in range(n)]
+UNEVEN_CHUNKS = sum(max(n, 4) // 4 for n in [1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 14, 17])  # 27
+
+
+def _blocks(batch, k):
+    return [batch[i:i + k] for i in range(0, len(batch), k)]
+
+
+@pytest.mark.parametrize("epoch_pass, expected", [("identities", math.ceil(12 / 3)),
+                                                  ("images", math.ceil(UNEVEN_CHUNKS / 3))])
+def test_iterations_per_epoch_of_both_epochs(epoch_pass, expected):
+    sampler = PKSampler(UNEVEN, p=3, k=4, seed=2, epoch_pass=epoch_pass)
+    assert len(sampler) == expected
+    groups = _groups(UNEVEN)
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == expected
+        for batch in batches:
+            ids = _batch_ids(batch, UNEVEN, 4)
+            assert len(batch) == 12 and len(set(ids)) == 3
+            for pid, block in zip(ids, _blocks(batch, 4)):
+                if len(groups[pid]) >= 4:
+                    assert len(set(block)) == 4
+                else:
+                    assert set(block) == groups[pid]
+
+
+def test_an_image_epoch_visits_every_image_about_once():
+    sampler = PKSampler(UNEVEN, p=3, k=4, seed=5, epoch_pass="images")
+    groups = _groups(UNEVEN)
+    fills = len(sampler) * 3 - UNEVEN_CHUNKS  # slots of the last batches no chunk is left for
+    ever = set()
+    for epoch in range(6):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        visited = {index for batch in batches for index in batch}
+        ever |= visited
+        blocks = Counter(pid for batch in batches for pid in _batch_ids(batch, UNEVEN, 4))
+        assert sum(blocks.values()) == UNEVEN_CHUNKS + fills
+        for pid, indices in groups.items():
+            n = len(indices)
+            assert blocks[pid] >= max(n, 4) // 4  # each of its chunks is one block
+            # all its images but the remainder n % K (those with fewer than K: all, padded with repeats)
+            assert len(indices & visited) >= (n if n < 4 else n - n % 4)
+    assert ever == set(range(len(UNEVEN)))  # the left-out remainders differ between epochs
+
+
+def test_an_image_epoch_without_remainders_visits_each_image_exactly_once():
+    pids = [pid for pid, n in enumerate([4, 8, 12, 4, 16, 8, 4, 8]) for _ in range(n)]  # 16 chunks = 4 x P4
+    sampler = PKSampler(pids, p=4, k=4, seed=1, epoch_pass="images")
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        visits = Counter(index for batch in sampler for index in batch)
+        assert len(sampler) == 4 and set(visits.values()) == {1} and len(visits) == len(pids)
+
+
+def test_an_identity_with_more_chunks_than_batches_stays_one_slot_per_batch():
+    pids = [0] * 60 + [1, 2, 3, 4]  # id 0 has 30 chunks of K=2, the epoch (30 + 4) / P2 = 17 batches
+    sampler = PKSampler(pids, p=2, k=2, seed=0, epoch_pass="images")
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 17
+    assert all(len(set(_batch_ids(batch, pids, 2))) == 2 for batch in batches)
+    assert sum(0 in _batch_ids(batch, pids, 2) for batch in batches) == 17
+
+
+def test_an_image_epoch_depends_only_on_seed_and_epoch():
+    def draw(seed=0, epoch=0):
+        sampler = PKSampler(UNEVEN, 3, 4, seed=seed, epoch_pass="images")
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert draw() == draw() and draw(epoch=3) == draw(epoch=3)
+    assert draw() != draw(epoch=1) and draw() != draw(seed=1)
+
+
+def test_image_epoch_ranks_draw_disjoint_images_in_the_same_number_of_batches():
+    pids = [pid for pid, n in enumerate([4, 8, 12, 4, 16, 8, 4, 8, 4, 4, 8, 16]) for _ in range(n)]  # 24 chunks
+    for world_size in (2, 3):
+        samplers = [PKSampler(pids, p=2, k=4, seed=3, rank=r, world_size=world_size, epoch_pass="images")
+                    for r in range(world_size)]
+        for epoch in range(2):
+            shares = []
+            for sampler in samplers:
+                sampler.set_epoch(epoch)
+                batches = list(sampler)
+                assert len(batches) == len(sampler) == 24 // (2 * world_size)
+                assert all(len(set(_batch_ids(batch, pids, 4))) == 2 for batch in batches)
+                shares.append(Counter(index for batch in batches for index in batch))
+            total = sum(shares, Counter())
+            assert set(total.values()) == {1} and len(total) == len(pids)  # disjoint, and every image once
+    uneven = [PKSampler(UNEVEN, p=2, k=4, rank=r, world_size=2, epoch_pass="images") for r in range(2)]
+    assert len(list(uneven[0])) == len(list(uneven[1])) == len(uneven[0]) == math.ceil(UNEVEN_CHUNKS / 4)
+
+
+def test_cross_modal_image_epoch_passes_over_the_rgb_images():
+    rgb_pids = [pid for pid in range(6) for _ in range(4 * (pid % 2 + 1))]  # 9 chunks of K=4
+    ir_pids = [pid for pid in range(6) for _ in range(3)]
+    sampler = CrossModalPKSampler(rgb_pids, ir_pids, p=3, k=4, seed=2, epoch_pass="images")
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 3
+    for rgb, ir in batches:
+        assert _batch_ids(rgb, rgb_pids, 4) == _batch_ids(ir, ir_pids, 4)
+    assert Counter(i for rgb, _ in batches for i in rgb) == Counter(range(len(rgb_pids)))
+
+
+def test_a_bad_epoch_pass_names_the_field_and_its_values():
+    with pytest.raises(ValueError, match="epoch_pass='pids' is not valid; choose one of identities, images"):
+        PKSampler(PIDS, P, K, epoch_pass="pids")

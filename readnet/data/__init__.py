@@ -1,4 +1,4 @@
-"""Dataset readers for the published layouts, MNIST, image loading and PK samplers.
+"""Dataset readers for the published layouts, MNIST, image loading, PK samplers and expAT's triplets.
 
 Each reader takes the folder the user gives (the dataset folder itself, or its parent holding
 the published folder name), checks the layout, and warns once, in one line, when image or identity
@@ -28,11 +28,13 @@ from torch.utils.data import Dataset
 from readnet.data import cuhk03_mat
 from readnet.data.cuhk03_mat import convert_cuhk03
 from readnet.data.layouts import LAYOUTS, PUBLISHED_COUNTS, REGDB_TRIALS, SYSU_IR_CAMERAS, SYSU_RGB_CAMERAS
-from readnet.data.samplers import CrossModalPKSampler, PKSampler
+from readnet.data.samplers import EPOCH_PASSES, CrossModalPKSampler, PKSampler
+from readnet.data.triplets import CrossModalTripletSampler
 
 __all__ = [
     "Record", "ReIDDataset", "DatasetCountWarning", "DATASET_NAMES", "load_dataset", "load_mnist",
-    "ImageDataset", "read_image", "build_transform", "PKSampler", "CrossModalPKSampler", "convert_cuhk03",
+    "ImageDataset", "read_image", "build_transform", "PKSampler", "CrossModalPKSampler", "EPOCH_PASSES",
+    "CrossModalTripletSampler", "convert_cuhk03",
     "SYSU_RGB_CAMERAS", "SYSU_IR_CAMERAS", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 

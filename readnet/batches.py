@@ -1,4 +1,4 @@
-"""Training batches: the records in the engine's order, the PK samplers' epochs, the DataLoader of
+"""Training batches: the records in the engine's order, the batch samplers' epochs, the DataLoader of
 the plain path and the decoded training images of the device cache (the fast path).
 
 An epoch's batches depend only on (seed, epoch), so a resumed run draws the same ones.
@@ -35,10 +35,14 @@ def train_records(dataset: reid_data.ReIDDataset, method: Method) -> tuple[list,
     return rgb + ir, len(rgb)
 
 
-def pk_sampler(records: list, num_rgb: int, config: TrainConfig, method: Method):
-    """PK batches of the run; under DDP each rank draws its own share of the identities."""
+def batch_sampler(records: list, num_rgb: int, config: TrainConfig, method: Method):
+    """The run's batch sampler: PK batches, or expAT's random triplets (`cross_modal_batches`), with
+    an epoch over identities or images (`epoch_pass`); under DDP each rank draws its own share."""
     rgb_pids, ir_pids = [r.pid for r in records[:num_rgb]], [r.pid for r in records[num_rgb:]]
-    draw = {"seed": config.seed, "rank": distributed.get_rank(), "world_size": distributed.get_world_size()}
+    draw = {"seed": config.seed, "rank": distributed.get_rank(), "world_size": distributed.get_world_size(),
+            "epoch_pass": config.epoch_pass}
+    if method.cross_modal and config.cross_modal_batches == "random_triplets":
+        return reid_data.CrossModalTripletSampler(rgb_pids, ir_pids, config.p, **draw)
     if method.cross_modal:
         return reid_data.CrossModalPKSampler(rgb_pids, ir_pids, config.p, config.k, **draw)
     return reid_data.PKSampler(rgb_pids, config.p, config.k, **draw)
@@ -62,10 +66,10 @@ def loader(records: list, batches: list[list[int]], config: TrainConfig, device:
 
 
 def batches_per_epoch(config: TrainConfig, dataset: reid_data.ReIDDataset) -> int:
-    """len(PKSampler): one pass over the training identities (§4.2's epoch)."""
+    """len(batch_sampler): one pass over the training identities (§4.2's epoch) or images (`epoch_pass`)."""
     method = METHODS[config.method]
     records, num_rgb = train_records(dataset, method)
-    return len(pk_sampler(records, num_rgb, config, method))
+    return len(batch_sampler(records, num_rgb, config, method))
 
 
 class TrainingImages:

@@ -40,6 +40,8 @@ METHODS = {
 # Batch-hard mining metric per metric loss: L_ori mines in Euclidean distance (TriNet), ATL in
 # angle (§3.2), expAT on cosine (the authors mine on normalised squared distances, the same order).
 MINING_METRIC = {"original": "euclidean", "angular": "angular", "exp_angular": "cosine"}
+# RGB-IR batches: readnet's P x K cross-modal batch-hard, or expAT's random triplets (the authors' code).
+CROSS_MODAL_BATCHES = ("batch_hard_pk", "random_triplets")
 
 CHOICES = {
     "method": tuple(METHODS),
@@ -52,6 +54,8 @@ CHOICES = {
     "schedule_unit": ("epoch", "iteration"),
     "eval_metric": distances.METRICS,
     "test_feature": ("after", "before"),
+    "epoch_pass": reid_data.EPOCH_PASSES,
+    "cross_modal_batches": CROSS_MODAL_BATCHES,
 }
 
 
@@ -92,6 +96,8 @@ class TrainConfig:
     # batches and augmentation
     p: int = 32
     k: int = 4
+    epoch_pass: str = "identities"
+    cross_modal_batches: str = "batch_hard_pk"
     height: int = 128
     width: int = 64
     flip_probability: float = 0.5
@@ -153,7 +159,12 @@ FIELD_NOTES = {
     "augmentation); off in both papers' tables",
     "normalize_camera_features": "§4.2: 'Features are normalized when computing L_atl and L_cam'",
     "amp": "None: bf16 autocast on CUDA, off on CPU",
-    "epochs": "an epoch is one pass over the training identities, len(PKSampler) batches (§4.2)",
+    "epochs": "an epoch is one pass over the training identities (§4.2) or images (epoch_pass)",
+    "epoch_pass": "'identities': an epoch visits every training identity once (ReadNet §4.2, ~num_ids / P batches); "
+    "'images': every training image about once (the strong baseline's RandomIdentitySampler, ~num_images / (P K) "
+    "batches; RGB-IR: the RGB images, as expAT's RGB-IR code counts epochs)",
+    "cross_modal_batches": "RGB-IR only. 'batch_hard_pk': P ids x K RGB + K IR, cross-modal batch-hard, ID loss on "
+    "every image; 'random_triplets': expAT's code, P random triplets per modality (k unused), ID loss on the anchors",
     "expat_variant": "'reference' = exp of the batch mean (the authors' code), 'paper' = mean of exp (eq. 10)",
     "num_workers": "DataLoader workers; the loader's transform is deterministic, so any count resumes exactly",
     "checkpoint_epochs": "write checkpoints/last.pt every N epoch ends; None: 1 on the plain path, 50 on the fast "
@@ -230,6 +241,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"log_every must be >= 1 (steps between loss read-backs), got {config.log_every}")
     if config.cuda_graph_step and config.cuda_graphs:
         raise ValueError("cuda_graph_step=True captures the whole step, model included: set cuda_graphs=false")
+    if config.cross_modal_batches != "batch_hard_pk" and not method.cross_modal:
+        raise ValueError(f"cross_modal_batches={config.cross_modal_batches!r} applies to RGB-IR methods only; "
+                         f"method {config.method!r} takes cross_modal_batches='batch_hard_pk'")
     if config.rerank and method.cross_modal:
         raise ValueError(f"rerank applies to the Market-rule datasets, not to {config.dataset}")
     if config.checkpoint_epochs is not None and config.checkpoint_epochs < 1:

@@ -25,7 +25,7 @@ from torch import nn
 from readnet import data as reid_data
 from readnet import distributed, losses, mining, models, precision, runs
 from readnet.augment import augment
-from readnet.batches import Batch, TrainingImages, epoch_batches, loader, pk_sampler, train_records
+from readnet.batches import Batch, TrainingImages, batch_sampler, epoch_batches, loader, train_records
 from readnet.config import (MINING_METRIC, METHODS, Method, TrainConfig, amp_dtype, fast_path_enabled,
                             resolve_device)
 
@@ -213,10 +213,11 @@ def iterate_batches(engine: Engine, dataset: reid_data.ReIDDataset, epoch: int, 
                     stop: int | None = None) -> typing.Iterator[Batch]:
     """Batches `start`..`stop` of `epoch`, on the engine's device and augmented with its generator:
     from the device cache on the fast path, else decoded by a DataLoader. RGB-IR batches hold
-    their P*K RGB images first, then the P*K IR ones."""
+    their RGB images first, then the IR ones (P*K each, or P anchors, P positives and P negatives
+    each with random triplets)."""
     config, method = engine.config, engine.method
     records, num_rgb = train_records(dataset, method)
-    batches = epoch_batches(pk_sampler(records, num_rgb, config, method), epoch, num_rgb, method.cross_modal)
+    batches = epoch_batches(batch_sampler(records, num_rgb, config, method), epoch, num_rgb, method.cross_modal)
     if engine.images is not None:
         for indices in engine.images.epoch_indices(batches[start:stop]):
             yield Batch(*engine.images.batch(indices, config, engine.generator))
@@ -330,10 +331,34 @@ def _single_modal_terms(engine: Engine, batch: Batch, output: models.ReIDOutput)
     return total, terms
 
 
+def _random_triplet_terms(engine: Engine, batch: Batch) -> tuple[torch.Tensor, dict]:
+    """expAT RGB-IR on random triplets, as the authors' main.py trains: each of the six groups of P
+    images (RGB then IR anchors, positives, negatives; CrossModalTripletSampler) in its own forward
+    pass, so BN normalises each by its own statistics; expAT on (RGB anchor, IR positive, IR negative)
+    and (IR anchor, RGB positive, RGB negative); the ID loss on the anchors only."""
+    config = engine.config
+    n = len(batch.pids) // 6
+    groups = [slice(i * n, (i + 1) * n) for i in range(6)]
+    outputs = [_forward(engine, batch.images[group], "rgb" if i < 3 else "ir") for i, group in enumerate(groups)]
+    a_rgb, p_rgb, n_rgb, a_ir, p_ir, n_ir = (output.triplet_feature.float() for output in outputs)
+    cross_entropy = functools.partial(losses.label_smoothing_cross_entropy, epsilon=config.id_label_smoothing,
+                                      validate=not engine.sync_free)
+    anchor_pids = batch.pids[groups[0]]  # the IR anchors share them (groups[3])
+    terms = {
+        "exp_angular": losses.bidirectional_exp_angular_triplet(a_rgb, p_ir, n_ir, a_ir, p_rgb, n_rgb,
+                                                                margin=config.margin, variant=config.expat_variant),
+        "identity": cross_entropy(outputs[0].logits.float(), anchor_pids)
+        + cross_entropy(outputs[3].logits.float(), anchor_pids),
+    }
+    return config.expat_alpha * terms["exp_angular"] + config.expat_beta * terms["identity"], terms
+
+
 def _cross_modal_terms(engine: Engine, batch: Batch) -> tuple[torch.Tensor, dict]:
     """expAT RGB-IR: alpha * bidirectional expAT (cross-modal batch-hard, eq. 10) + beta * (ID_rgb + ID_ir),
     the sum the authors' main.py minimises."""
     config = engine.config
+    if config.cross_modal_batches == "random_triplets":
+        return _random_triplet_terms(engine, batch)
     # iterate_batches puts the P*K RGB images first; slicing (not masking) reads nothing back to the host.
     rgb, ir = slice(0, len(batch.pids) // 2), slice(len(batch.pids) // 2, None)
     out_rgb, out_ir = _forward(engine, batch.images[rgb], "rgb"), _forward(engine, batch.images[ir], "ir")

@@ -39,6 +39,8 @@ S42 = [
     (("atl_acn", "atl_acn_duke"), "w2", 1e-4, "the weight $w_2$ is set at $5 \\cdot 10^{-4}$ and $10^{-4}$ for "
      "Euclidean-distance-based triplet loss and ATL, respectively"),
     (ACN, "discriminator_steps", 1, "$k$ is assigned to 1 in Algorithm 1"),
+    # an epoch is a pass over the identities: 1501 ids / P=32 batches, times 600 epochs
+    (READNET, "epoch_pass", "identities", "approximately 7,000 iterations ( $1501/32 \\times 600/2$ )"),
     (ACN, "normalize_camera_features", True, "Features are normalized when computing $\\mathcal{L}_{atl}$ and "
      "$\\mathcal{L}_{cam}$ , but not normalized for $\\mathcal{L}_{reg}$ and original triplet loss "
      "$\\mathcal{L}_{ori}$"),
@@ -92,6 +94,10 @@ EXPAT = [
     (CROSS, "test_feature", "after", "the post-BN feature"),
     (("expat_center",), "center_loss_variant", "reference", "center loss without the 1/2"),
     (SINGLE, "schedule_offset", 1, "scheduler.step() on EPOCH_STARTED"),
+    (SINGLE, "epoch_pass", "images", "SAMPLER: 'softmax_*' + NUM_INSTANCE: 4: RandomIdentitySampler, each image ~once"),
+    (CROSS, "epoch_pass", "images", "SYSU_triplet_dataset.__len__: the number of RGB training images"),
+    (CROSS, "cross_modal_batches", "batch_hard_pk", "readnet's batches; the authors' random triplets are an option"),
+    (CROSS, "checkpoint_every", 5000, "save_steps = 5000"),
 ]
 
 
@@ -204,3 +210,14 @@ def test_lr_schedule_is_multistep_with_optional_warmup():
 def test_config_round_trips_through_json():
     config = resolve(preset("atl_acn", data_root="somewhere"))
     assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_readnet_presets_shows_each_recipes_epoch_and_cross_modal_batches(capsys):
+    from readnet import cli
+    assert cli.main(["presets", "expat", "expat_cross_modal"]) == 0
+    shown = capsys.readouterr().out
+    assert "epoch_pass='identities'" in shown and "cross_modal_batches='batch_hard_pk'" in shown  # the defaults
+    lines = [line.split() for line in shown.splitlines() if line.strip().startswith(("epoch_pass", "cross_modal_batches"))]
+    assert [line[:2] for line in lines] == [["epoch_pass", "'images'"], ["cross_modal_batches", "'batch_hard_pk'"],
+                                            ["epoch_pass", "'images'"], ["cross_modal_batches", "'batch_hard_pk'"]]
+    assert all("#" in line for line in lines)  # with the field's note

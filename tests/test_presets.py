@@ -217,7 +217,13 @@ def test_readnet_presets_shows_each_recipes_epoch_and_cross_modal_batches(capsys
     assert cli.main(["presets", "expat", "expat_cross_modal"]) == 0
     shown = capsys.readouterr().out
     assert "epoch_pass='identities'" in shown and "cross_modal_batches='batch_hard_pk'" in shown  # the defaults
-    lines = [line.split() for line in shown.splitlines() if line.strip().startswith(("epoch_pass", "cross_modal_batches"))]
+    fields = ("epoch_pass", "cross_modal_batches")
+    lines = [line.split() for line in shown.splitlines() if line.strip().startswith(fields)]
     assert [line[:2] for line in lines] == [["epoch_pass", "'images'"], ["cross_modal_batches", "'batch_hard_pk'"],
                                             ["epoch_pass", "'images'"], ["cross_modal_batches", "'batch_hard_pk'"]]
     assert all("#" in line for line in lines)  # with the field's note
+
+
+def test_a_bad_epoch_pass_is_refused_naming_the_field_and_its_values():
+    with pytest.raises(ValueError, match="epoch_pass='pids' is not valid; choose one of identities, images"):
+        resolve(preset("expat", epoch_pass="pids"))

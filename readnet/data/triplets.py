@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from readnet.data.samplers import _PKEpochs, _draw_k, _indices_by_pid
+from readnet.data.samplers import _draw_k, _indices_by_pid, _PKEpochs
 
 
 def _other(indices: Sequence[int], anchor: int, rng: np.random.Generator) -> int:

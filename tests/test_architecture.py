@@ -7,7 +7,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "readnet"
 MAX_LINES = 620
 
 # module -> the readnet modules it may import (docs/architecture.md)
-NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep"}
+NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "experiment", "sweep", "camera_study"}
 ALLOWED = {
     "precision": set(),
     "runs": set(),

@@ -488,13 +488,13 @@ def camera_study_figure(summary, x: str = "camera strength", title: str = "Camer
     "w2"), one line per arm and value of the other (readnet.camera_study.summary). The probe panel
     also draws the raw-pixel probe and chance."""
     others = [key for key in ("arm", "camera strength", "w2") if key != x and summary[key].nunique() > 1]
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    fig = Figure(figsize=(10, 4.6), layout="constrained")
     probe_ax, map_ax = fig.subplots(1, 2)
     for ax, measure in ((probe_ax, "camera probe (%)"), (map_ax, "mAP (%)")):
         for key, line in summary.groupby(others or (lambda _: ""), sort=False):
             line = line.sort_values(x)
-            label = ", ".join(f"{value:g}" if isinstance(value, float) else str(value)
-                              for value in (key if isinstance(key, tuple) else (key,)))
+            values = key if isinstance(key, tuple) else (key,)
+            label = ", ".join(str(value) if name == "arm" else f"{name} {value:g}" for name, value in zip(others, values))
             ax.errorbar(line[x], line[f"{measure} mean"], yerr=line[f"{measure} std"].fillna(0.0), marker="o",
                         capsize=3, label=label or None)
         ax.set_xlabel(x)
@@ -502,11 +502,12 @@ def camera_study_figure(summary, x: str = "camera strength", title: str = "Camer
         if x == "w2" and (summary["w2"] > 0).any():
             ax.set_xscale("symlog", linthresh=float(summary.loc[summary["w2"] > 0, "w2"].min()))
     pixels = summary.groupby(x, sort=True)[["pixel probe (%)", "chance (%)"]].mean()
-    probe_ax.plot(pixels.index, pixels["pixel probe (%)"], "k--", label="raw pixels")
-    probe_ax.plot(pixels.index, pixels["chance (%)"], "k:", label="chance")
+    probe_ax.plot(pixels.index, pixels["pixel probe (%)"], "k--", marker="x", label="raw pixels")
+    probe_ax.plot(pixels.index, pixels["chance (%)"], "k:", marker="_", label="chance")
+    probe_ax.set_ylim(0, 105)
     probe_ax.set_title("linear camera probe on test features (lower: less camera information)", fontsize=9)
     map_ax.set_title("mAP", fontsize=9)
-    probe_ax.legend(fontsize=7)
+    fig.legend(*probe_ax.get_legend_handles_labels(), loc="outside lower center", fontsize=7, ncols=2)
     fig.suptitle(title)
     return fig
 

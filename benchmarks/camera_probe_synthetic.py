@@ -19,11 +19,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
-from readnet.data.synthetic import (LAYOUTS, PIXEL_PROBE_INVERSE_REGULARIZATION, SIZE_PRESETS, SyntheticConfig,
-                                    make_dataset, plan_dataset, train_split_pixels)
-from readnet.evaluation import camera_probe_accuracy
+from readnet.camera_study import pixel_probe
+from readnet.data.synthetic import LAYOUTS, SIZE_PRESETS, SyntheticConfig, make_dataset, plan_dataset
 
 
 def main(argv: list[str]) -> int:
@@ -56,11 +53,8 @@ def main(argv: list[str]) -> int:
             line = (f"{layout:<11} size={args.size:<7} camera_strength={strength:<5g} images={num_images:>6} "
                     f"write={seconds:7.1f} s ({1000 * seconds / num_images:.2f} ms/image)")
             if not args.no_probe:
-                pixels, camids = train_split_pixels(folder, config)
-                accuracy, chance = camera_probe_accuracy(
-                    pixels, camids, inverse_regularization=PIXEL_PROBE_INVERSE_REGULARIZATION)
-                line += (f"  camera probe: accuracy={accuracy:.3f} chance={chance:.3f} ({accuracy / chance:.1f}x, "
-                         f"{len(camids)} train images, {len(np.unique(camids))} cameras)")
+                accuracy, chance = pixel_probe(folder, config)
+                line += f"  camera probe: accuracy={accuracy:.3f} chance={chance:.3f} ({accuracy / chance:.1f}x)"
             print(line, flush=True)
     return 0
 

@@ -49,6 +49,7 @@ CHOICES = {
     "expat_variant": losses.EXPAT_VARIANTS,
     "center_loss_variant": losses.CENTER_LOSS_VARIANTS,
     "adversary_batches": ("separate", "shared"),
+    "adversary_objective": ("maximize", "gradient_reversal", "confusion"),
     "neck": models.NECKS,
     "backbone": tuple(models.BACKBONES),
     "schedule_unit": ("epoch", "iteration"),
@@ -86,6 +87,7 @@ class TrainConfig:
     camera_label_smoothing: float = 0.1
     normalize_camera_features: bool = True
     adversary_batches: str = "separate"
+    adversary_objective: str = "maximize"
     discriminator_dropout: float = 0.5
     discriminator_activation_after_output: bool = False
     # model
@@ -149,6 +151,12 @@ FIELD_NOTES = {
     "camera_label_smoothing": "alpha of eq. 12; not given in the paper, 0.1 as in Szegedy et al. [29]",
     "adversary_batches": "'separate': every D or F step draws its own PK batch (§4.2 counts ~7,000 F + "
     "~7,000 D iterations in 600 epochs); 'shared': D's k steps reuse F's batch",
+    "adversary_objective": "F's side of the camera game (engine._adversary_loss): 'maximize' = the paper's "
+    "L - w2 L_cam (eq. 13, unbounded above in L_cam); 'gradient_reversal' = Ganin & Lempitsky's reversal layer of "
+    "scale w2: the same gradient for F, but D steps in F's backward on F's batch, so every batch moves both "
+    "(no D steps of their own; discriminator_steps must be 1, adversary_batches is unused; the logged total is "
+    "L + L_cam); 'confusion' = Tzeng et al.'s L + w2 L_conf, cross-entropy to the uniform camera distribution "
+    "(bounded below by log of the camera count), D trained as in Algorithm 1",
     "discriminator_activation_after_output": "§4.2 says ReLU and Dropout follow 'each layer' of D; false (default): "
     "after the first FC only, true: the literal reading (also after the output layer)",
     "schedule_offset": "schedule steps taken before the first epoch: 1 for the strong baseline, whose scheduler "
@@ -235,6 +243,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ValueError("set epochs or max_iterations: the run needs an end")
     if config.discriminator_steps < 1:
         raise ValueError(f"discriminator_steps (k of Algorithm 1) must be >= 1, got {config.discriminator_steps}")
+    if config.adversary_objective == "gradient_reversal" and (config.discriminator_steps != 1
+                                                               or config.adversary_batches != "separate"):
+        raise ValueError("adversary_objective='gradient_reversal' steps D once per batch, in F's step: leave "
+                         f"discriminator_steps=1 and adversary_batches='separate' (got {config.discriminator_steps}, "
+                         f"{config.adversary_batches!r})")
     if config.height < 1 or config.width < 1:
         raise ValueError(f"height and width must be positive, got {config.height}x{config.width}")
     if config.log_every < 1:

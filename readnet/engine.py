@@ -277,16 +277,20 @@ def default_miner(config: TrainConfig, sync_free: bool = False) -> Miner:
 
 
 @precision.float32
-def camera_loss(engine: Engine, features: torch.Tensor, camids: torch.Tensor,
-                discriminator: nn.Module | None = None) -> torch.Tensor:
-    """L_cam (eq. 11-12): label-smoothed camera cross-entropy of D on (normalised, §4.2) features.
-    `discriminator` is D as called (DDP-wrapped in D's own steps); default the bare D. D and the
-    cross-entropy run in float32, also under autocast."""
+def camera_logits(engine: Engine, features: torch.Tensor, discriminator: nn.Module | None = None) -> torch.Tensor:
+    """D's camera logits on (normalised, §4.2) features. `discriminator` is D as called (DDP-wrapped
+    in the steps that train it); default the bare D. D runs in float32, also under autocast."""
     if engine.config.normalize_camera_features:
         features = F.normalize(features, dim=1)
-    discriminator = engine.discriminator if discriminator is None else discriminator
-    return losses.label_smoothing_cross_entropy(discriminator(features), camids, engine.config.camera_label_smoothing,
-                                                validate=not engine.sync_free)
+    return (engine.discriminator if discriminator is None else discriminator)(features)
+
+
+@precision.float32
+def camera_loss(engine: Engine, features: torch.Tensor, camids: torch.Tensor,
+                discriminator: nn.Module | None = None) -> torch.Tensor:
+    """L_cam (eq. 11-12): label-smoothed camera cross-entropy of D on (normalised) features."""
+    return losses.label_smoothing_cross_entropy(camera_logits(engine, features, discriminator), camids,
+                                                engine.config.camera_label_smoothing, validate=not engine.sync_free)
 
 
 def discriminator_step(engine: Engine, batch: Batch, iteration: int,
@@ -305,6 +309,38 @@ def discriminator_step(engine: Engine, batch: Batch, iteration: int,
     return values
 
 
+def _adversary_loss(engine: Engine, features: torch.Tensor, camids: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """F's camera term, added to its loss L, and the terms to log; w2 weighs it (eq. 13).
+
+    - "maximize" (Algorithm 1 line 7, eq. 13): -w2 L_cam under a frozen D. Unbounded: F can raise
+      L_cam by making D confidently wrong.
+    - "confusion" (Tzeng et al. 2015): +w2 L_conf under a frozen D, the cross-entropy from the
+      uniform camera distribution to D's softmax (losses.camera_confusion); least when D is unsure.
+    - "gradient_reversal" (Ganin & Lempitsky 2015): L_cam of D on the features through a gradient
+      reversal layer of scale w2, D trainable. One backward gives D the gradient of L_cam and F that
+      of -w2 L_cam, the same as "maximize"; extractor_step then steps D too, on this batch.
+    """
+    config = engine.config
+    if config.adversary_objective == "gradient_reversal":
+        # D as its own steps call it (DDP-wrapped): its gradients come from this backward.
+        loss = camera_loss(engine, models.reverse_gradient(features, config.w2), camids, engine.train_discriminator)
+        return loss, {"camera_discriminator": loss, "camera_extractor": loss}
+    # D is frozen (no grads) but kept in train mode: F plays against the same stochastic,
+    # dropout-regularised D that D's own steps train. The bare D is called, not its DDP
+    # wrapper, whose reducer would wait for gradients D does not get here.
+    engine.discriminator.requires_grad_(False)
+    try:
+        logits = camera_logits(engine, features)
+    finally:
+        engine.discriminator.requires_grad_(True)
+    camera = losses.label_smoothing_cross_entropy(logits, camids, config.camera_label_smoothing,
+                                                  validate=not engine.sync_free)
+    if config.adversary_objective == "maximize":
+        return -config.w2 * camera, {"camera_extractor": camera}
+    confusion = losses.camera_confusion(logits)
+    return config.w2 * confusion, {"camera_extractor": camera, "camera_confusion": confusion}
+
+
 def _single_modal_terms(engine: Engine, batch: Batch, output: models.ReIDOutput) -> tuple[torch.Tensor, dict]:
     config = engine.config
     features = output.triplet_feature.float()
@@ -319,15 +355,9 @@ def _single_modal_terms(engine: Engine, batch: Batch, output: models.ReIDOutput)
         terms["center"] = engine.train_center(features, batch.pids)
         total = total + config.center_loss_weight * terms["center"]
     if engine.method.camera_adversary:
-        # D is frozen (no grads) but kept in train mode: F maximises the same stochastic,
-        # dropout-regularised L_cam that D minimises in its own steps. The bare D is called,
-        # not its DDP wrapper, whose reducer would wait for gradients D does not get here.
-        engine.discriminator.requires_grad_(False)
-        try:
-            terms["camera_extractor"] = camera_loss(engine, output.global_feature.float(), batch.camids)
-        finally:
-            engine.discriminator.requires_grad_(True)
-        total = total - config.w2 * terms["camera_extractor"]
+        adversary, adversary_terms = _adversary_loss(engine, output.global_feature.float(), batch.camids)
+        terms.update(adversary_terms)
+        total = total + adversary
     return total, terms
 
 
@@ -380,8 +410,9 @@ def _cross_modal_terms(engine: Engine, batch: Batch) -> tuple[torch.Tensor, dict
 
 def extractor_step(engine: Engine, batch: Batch, iteration: int,
                    output: models.ReIDOutput | None = None) -> dict[str, float]:
-    """Algorithm 1 lines 6-8: one Adam step of F on its loss (L - w2 L_cam with ACN). D's parameters
-    take no gradient and are not in F's optimiser, so D cannot move."""
+    """Algorithm 1 lines 6-8: one Adam step of F on its loss (L - w2 L_cam with ACN; see _adversary_loss).
+    D's parameters take no gradient and are not in F's optimiser, so D cannot move; with
+    gradient reversal D takes its gradient in the same backward and steps here too."""
     engine.model.train()
     if engine.method.cross_modal:
         total, terms = _cross_modal_terms(engine, batch)
@@ -392,6 +423,8 @@ def extractor_step(engine: Engine, batch: Batch, iteration: int,
         optimizer.zero_grad(set_to_none=True)
     total.backward()
     engine.optimizers["extractor"].step()
+    if engine.method.camera_adversary and engine.config.adversary_objective == "gradient_reversal":
+        engine.optimizers["discriminator"].step()
     if engine.center is not None:
         # The strong baseline undoes the loss weight on the centres' gradient, so lr_center acts on the raw loss.
         for parameter in engine.center.parameters():
@@ -405,8 +438,9 @@ STEP_KINDS = ("extractor", "discriminator", "shared")
 
 def step_kind(engine: Engine, iteration: int) -> str:
     """Which step `iteration` takes: 'extractor' (F's step; the whole step without ACN), 'discriminator'
-    (one of D's k steps, with separate adversary batches) or 'shared' (D's k steps and F's step on one batch)."""
-    if not engine.method.camera_adversary:
+    (one of D's k steps, with separate adversary batches) or 'shared' (D's k steps and F's step on one batch).
+    Gradient reversal has no D steps of its own: every batch is one F step that also steps D (_adversary_loss)."""
+    if not engine.method.camera_adversary or engine.config.adversary_objective == "gradient_reversal":
         return "extractor"
     if engine.config.adversary_batches == "shared":
         return "shared"

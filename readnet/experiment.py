@@ -145,22 +145,26 @@ class Experiment:
     log: typing.Callable[[str], None] = print
     choices: dict[str, explore.DataChoice] = dataclasses.field(default_factory=dict)
 
-    def data(self, dataset: str) -> explore.DataChoice:
-        """The dataset's folder: under data_root, else generated at this scale (once, then cached)."""
-        if dataset not in self.choices:
+    def data(self, dataset: str, camera_strength: float = 1.0) -> explore.DataChoice:
+        """The dataset's folder: under data_root, else generated at this scale (once, then cached),
+        with its cameras' nuisance at `camera_strength` (readnet.data.appearance.weaken_cameras)."""
+        key = dataset if camera_strength == 1.0 else (dataset, camera_strength)
+        if key not in self.choices:
             if not self.data_root and self.scale.synthetic_size is None:
                 raise ValueError(f"scale {self.scale.name!r} trains on the real datasets: give data_root "
                                  f"(the {dataset} folder or its parent)")
+            if self.data_root and camera_strength != 1.0:
+                raise ValueError(f"camera_strength={camera_strength:g} needs generated data; data_root is given")
             scale = self.scale
             generated = dict(size=scale.synthetic_size, num_ids=scale.synthetic_num_ids, height=scale.height,
-                             width=scale.width) if scale.synthetic_size else {}
+                             width=scale.width, camera_strength=camera_strength) if scale.synthetic_size else {}
             choice = explore.choose_data(dataset, self.data_root, self.cache_dir, seed=self.seed, **generated)
             if choice.source == "synthetic":
                 # Generated datasets are small on purpose; the readers' published-count check would warn on every read.
                 warnings.simplefilter("ignore", DatasetCountWarning)
             self.log(f"data: {choice.label} ({choice.source}) at {choice.root}")
-            self.choices[dataset] = choice
-        return self.choices[dataset]
+            self.choices[key] = choice
+        return self.choices[key]
 
     def config(self, preset: str, dataset: str, budget: Budget, **settings: typing.Any) -> TrainConfig:
         """`preset` on `dataset` at this scale, validated. Later sources win: the preset, the scale,
@@ -257,21 +261,27 @@ def example_rankings(features: explore.RunFeatures, count: int, k: int) -> list[
     return [explore.rank_gallery(features, index, k) for index in range(0, features.num_queries, step)][:count]
 
 
+def run_camera_probe(run_dir: pathlib.Path, test_fraction: float, seed: int) -> tuple[float, float]:
+    """The held-out accuracy of a linear camera classifier on a run's test features (query and
+    gallery, with their cameras), and its chance level (readnet.evaluation.camera_probe_accuracy)."""
+    import torch
+
+    from readnet.evaluation import camera_probe_accuracy
+
+    features = explore.load_features(run_dir)
+    return camera_probe_accuracy(torch.cat([features.query, features.gallery]),
+                                 features.query_camids + features.gallery_camids, test_fraction=test_fraction, seed=seed)
+
+
 def camera_probe_table(run_dirs: typing.Mapping[tuple[str, str], pathlib.Path], labels: typing.Mapping[str, str],
                        test_fraction: float, seed: int) -> pd.DataFrame:
     """Notebook 05's probe: per (dataset, method) run, the held-out accuracy (%) of a linear camera
     classifier on the run's test features, and the chance level."""
-    import torch
-
     from readnet.config import METHODS
-    from readnet.evaluation import camera_probe_accuracy
 
     rows = []
     for (dataset, method), run_dir in run_dirs.items():
-        features = explore.load_features(run_dir)
-        accuracy, chance = camera_probe_accuracy(torch.cat([features.query, features.gallery]),
-                                                 features.query_camids + features.gallery_camids,
-                                                 test_fraction=test_fraction, seed=seed)
+        accuracy, chance = run_camera_probe(run_dir, test_fraction, seed)
         config = runs.load_run(run_dir).config
         rows.append({"dataset": dataset, "data": labels[dataset], "method": published.paper_method(config["method"]),
                      "ACN": METHODS[config["method"]].camera_adversary, "w2": config["w2"],

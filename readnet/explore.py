@@ -42,9 +42,10 @@ class DataChoice:
 
 def choose_data(dataset: str, data_root: str | os.PathLike | None, cache_dir: str | os.PathLike,
                 size: str = "demo", num_ids: int | None = None, seed: int = 0,
-                height: int = 128, width: int = 64) -> DataChoice:
+                height: int = 128, width: int = 64, camera_strength: float = 1.0) -> DataChoice:
     """`data_root` when given (a generated folder is recognised by its manifest), else a synthetic
-    dataset in `dataset`'s published layout, generated once into `cache_dir` and reused."""
+    dataset in `dataset`'s published layout, generated once into `cache_dir` and reused.
+    `camera_strength` scales the generated cameras' nuisance (readnet.data.appearance.weaken_cameras)."""
     from readnet.data import synthetic
 
     if data_root:
@@ -60,9 +61,11 @@ def choose_data(dataset: str, data_root: str | os.PathLike | None, cache_dir: st
         config = json.loads(manifest.read_text())["config"]
         return DataChoice(root.resolve(), "synthetic", _synthetic_label(dataset, config))
     # The generator's version in the name: a cache drawn by an older generator is left alone, not an error.
-    name = f"{dataset}-{size}-{num_ids or 'preset'}ids-{height}x{width}-seed{seed}-v{synthetic.GENERATOR_VERSION}"
+    strength = "" if camera_strength == 1.0 else f"-camera{camera_strength:g}"
+    name = (f"{dataset}-{size}-{num_ids or 'preset'}ids-{height}x{width}-seed{seed}{strength}"
+            f"-v{synthetic.GENERATOR_VERSION}")
     folder = synthetic.make_dataset(dataset, pathlib.Path(cache_dir) / name, size=size, seed=seed,
-                                    num_ids=num_ids, height=height, width=width)
+                                    num_ids=num_ids, height=height, width=width, camera_strength=camera_strength)
     config = json.loads((folder / synthetic.MANIFEST_NAME).read_text())["config"]
     return DataChoice(folder.parent.resolve(), "synthetic", _synthetic_label(dataset, config))
 
@@ -75,7 +78,8 @@ def combined_source(sources: Sequence[str]) -> str:
 
 def _synthetic_label(dataset: str, config: dict) -> str:
     ids = f", {config['num_train_ids']} train ids" if config.get("num_train_ids") else ""
-    return f"synthetic {dataset} (size {config.get('size')}{ids}, seed {config.get('seed')})"
+    strength = f", camera strength {config['camera_strength']:g}" if "camera_strength" in config else ""
+    return f"synthetic {dataset} (size {config.get('size')}{ids}{strength}, seed {config.get('seed')})"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -225,6 +225,16 @@ def label_smoothing_cross_entropy(logits: Tensor, targets: Tensor, epsilon: floa
     return F.cross_entropy(logits, targets, label_smoothing=epsilon)
 
 
+@float32
+def camera_confusion(logits: Tensor) -> Tensor:
+    """Tzeng et al.'s domain confusion loss L_conf (ICCV 2015), with cameras as domains:
+    -(1/K) sum_k log p_k, the cross-entropy from the uniform distribution over the K cameras to D's
+    softmax p, averaged over the batch. Bounded below by log K, reached when p is uniform, so F
+    cannot lower it by making D confidently wrong (as it can raise eq. 12's L_cam without bound).
+    """
+    return -F.log_softmax(logits, dim=1).mean(dim=1).mean()
+
+
 def unit_triplets_at_angles(theta_ap: Tensor, theta_an: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Unit vectors a, p, n in R^3 with angle(a, p) = theta_ap and angle(a, n) = theta_an.
 

@@ -8,8 +8,8 @@ modality its own common-space batch norm (authors' ``rgbir_exp/codes/models.py``
 ``FeatureEmbedder`` per modality, one shared ``IdClassifier``).
 
 Entry points: :func:`build_model` (plain arguments), :class:`ReIDNet`,
-:class:`CrossModalReIDNet`, :class:`CameraDiscriminator`, :class:`MnistNet`,
-:func:`resnet_backbone`.
+:class:`CrossModalReIDNet`, :class:`CameraDiscriminator` (with :func:`reverse_gradient`),
+:class:`MnistNet`, :func:`resnet_backbone`.
 """
 
 from __future__ import annotations
@@ -267,6 +267,24 @@ class CameraDiscriminator(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.layers(features)
+
+
+class _GradientReversal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return features.view_as(features)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(features: torch.Tensor, scale: float) -> torch.Tensor:
+    """Ganin & Lempitsky's gradient reversal layer R_lambda (ICML 2015): the identity
+    forward, the gradient times -`scale` backward. A loss of D on the output trains D by descent
+    and F, below it, by ascent weighted by `scale` (their lambda), in one backward pass."""
+    return _GradientReversal.apply(features, float(scale))
 
 
 class ReIDNet(nn.Module):

@@ -537,6 +537,50 @@ def mnist_margin_sweep_figure(summary, data_label: str, title: str = "Margin swe
     return fig
 
 
+def camera_study_figure(summary, x: str = "camera strength", title: str = "Camera information and mAP") -> Figure:
+    """The camera probe and mAP (mean ± std over seeds, percent) against `x` ("camera strength" or
+    "w2"), one line per arm and value of the other (readnet.camera_study.summary). The probe panel
+    also draws the raw-pixel probe and chance."""
+    others = [key for key in ("arm", "camera strength", "w2") if key != x and summary[key].nunique() > 1]
+    fig = Figure(figsize=(10, 4.6), layout="constrained")
+    probe_ax, map_ax = fig.subplots(1, 2)
+    for ax, measure in ((probe_ax, "camera probe (%)"), (map_ax, "mAP (%)")):
+        for key, line in summary.groupby(others or (lambda _: ""), sort=False):
+            line = line.sort_values(x)
+            values = key if isinstance(key, tuple) else (key,)
+            label = ", ".join(str(value) if name == "arm" else f"{name} {value:g}" for name, value in zip(others, values))
+            ax.errorbar(line[x], line[f"{measure} mean"], yerr=line[f"{measure} std"].fillna(0.0), marker="o",
+                        capsize=3, label=label or None)
+        ax.set_xlabel(x)
+        ax.set_ylabel(measure)
+        if x == "w2" and (summary["w2"] > 0).any():
+            ax.set_xscale("symlog", linthresh=float(summary.loc[summary["w2"] > 0, "w2"].min()))
+    pixels = summary.groupby(x, sort=True)[["pixel probe (%)", "chance (%)"]].mean()
+    probe_ax.plot(pixels.index, pixels["pixel probe (%)"], "k--", marker="x", label="raw pixels")
+    probe_ax.plot(pixels.index, pixels["chance (%)"], "k:", marker="_", label="chance")
+    probe_ax.set_ylim(0, 105)
+    probe_ax.set_title("linear camera probe on test features (lower: less camera information)", fontsize=9)
+    map_ax.set_title("mAP", fontsize=9)
+    fig.legend(*probe_ax.get_legend_handles_labels(), loc="outside lower center", fontsize=7, ncols=2)
+    fig.suptitle(title)
+    return fig
+
+
+def discriminator_loss_figure(losses_frame, chance: float, title: str = "Does D learn the camera?") -> Figure:
+    """D's loss L_cam against the iteration, one line per run (readnet.camera_study.discriminator_losses),
+    with log K, the loss of a D that guesses uniformly."""
+    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for run, line in losses_frame.groupby("run", sort=False):
+        ax.plot(line["iteration"], line["L_cam"], marker=".", label=run)
+    ax.axhline(chance, color="k", linestyle=":", label=f"chance: log K = {chance:.2f}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("D's L_cam (eq. 11-12)")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return fig
+
+
 def markdown_table(frame, float_format: str = "{:.2f}") -> str:
     """A GitHub-style Markdown table (empty cells for missing values)."""
     import pandas as pd

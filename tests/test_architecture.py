@@ -8,7 +8,7 @@ MAX_LINES = 620
 
 # module -> the readnet modules it may import (docs/architecture.md)
 NOTEBOOK_SIDE = {"plots", "explore", "published", "reproduce", "notebook_parameters", "kernel_log", "experiment",
-                 "sweep", "fig1", "claims"}
+                 "sweep", "fig1", "claims", "camera_study"}
 ALLOWED = {
     "precision": set(),
     "runs": set(),

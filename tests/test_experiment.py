@@ -134,6 +134,14 @@ def test_data_is_generated_at_the_scale_s_size_once(smoke):
     assert first.root == (smoke.cache_dir / f"market1501-tiny-presetids-32x16-seed0-v{GENERATOR_VERSION}").resolve()
 
 
+@pytest.mark.filterwarnings("ignore::readnet.data.DatasetCountWarning")
+def test_data_at_a_camera_strength_is_its_own_dataset(smoke):
+    weak = smoke.data("market1501", camera_strength=0.25)
+    assert weak.root == (smoke.cache_dir / f"market1501-tiny-presetids-32x16-seed0-camera0.25-v{GENERATOR_VERSION}").resolve()
+    assert "camera strength 0.25" in weak.label and smoke.data("market1501", camera_strength=0.25) is weak
+    assert "camera strength" not in smoke.data("market1501").label
+
+
 def test_example_rankings_spread_over_the_queries():
     features = explore.RunFeatures(
         run_dir=pathlib.Path("r"), label="r", metric="euclidean", query=torch.arange(6.0)[:, None],

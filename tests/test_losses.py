@@ -122,6 +122,29 @@ def test_label_smoothing_cross_entropy_matches_loop(epsilon):
     assert value.item() == pytest.approx(expected, rel=1e-12)
 
 
+def test_camera_confusion_is_the_cross_entropy_from_uniform():
+    logits = torch.randn(5, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    expected = sum(-sum(math.log(p) for p in row) / len(row) for row in logits.softmax(dim=1).tolist()) / len(logits)
+    assert losses.camera_confusion(logits).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_camera_confusion_is_least_at_the_uniform_softmax_and_bounded():
+    uniform = torch.full((4, 6), 2.5, dtype=torch.float64, requires_grad=True)
+    value = losses.camera_confusion(uniform)
+    value.backward()
+    assert value.item() == pytest.approx(math.log(6), rel=1e-12)
+    assert uniform.grad.abs().max().item() < 1e-12, "a uniform softmax is its minimum"
+    # D confidently wrong (or right): L_cam of the wrong camera grows without bound, confusion is high too,
+    # but it falls only as D's softmax nears uniform, never below log K
+    for scale in (1.0, 10.0, 100.0):
+        confident = torch.tensor([[scale, 0.0, 0.0]], dtype=torch.float64)
+        assert losses.camera_confusion(confident).item() > math.log(3)
+        wrong = losses.label_smoothing_cross_entropy(confident, torch.tensor([1]), 0.0).item()
+        assert wrong == pytest.approx(scale + math.log(1 + 2 * math.exp(-scale)), rel=1e-9)
+    random = torch.randn(200, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 5
+    assert all(losses.camera_confusion(random[i:i + 1]).item() >= math.log(6) - 1e-12 for i in range(200))
+
+
 # ---- hinge boundaries --------------------------------------------------------------
 
 

@@ -97,6 +97,15 @@ def test_camera_discriminator_structure():
         CameraDiscriminator(num_cameras=1)
 
 
+def test_gradient_reversal_is_identity_forward_and_scaled_negation_backward():
+    x = torch.randn(3, 4, requires_grad=True)
+    weights = torch.randn(3, 4)
+    y = models.reverse_gradient(x, 0.5)
+    assert torch.equal(y, x)
+    (y * weights).sum().backward()
+    assert torch.allclose(x.grad, -0.5 * weights)
+
+
 def test_user_pth_loads_torchvision_keys_with_fc(tmp_path):
     reference = torchvision.models.resnet50(weights=None)
     path = tmp_path / "resnet50.pth"

@@ -30,7 +30,7 @@ def test_every_notebook_runs(smoke_run):
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", [
     "03_training_curves", "03_cmc", "03_ranked_retrieval", "04_table5_margins", "04_margin_sweep",
-    "05_table2_methods", "05_camera_probe", "06_expat_sysu_mm01", "06_expat_regdb", "06_expat_single_modality",
+    "05_table2_methods", "05_camera_probe", "05_discriminator_loss", "05_camera_study", "06_expat_sysu_mm01", "06_expat_regdb", "06_expat_single_modality",
     "07_ranked_gallery", "07_compare_runs",
 ])
 def test_figures_written_as_png_and_pdf(smoke_run, stem):
@@ -93,6 +93,14 @@ def test_the_claims_scoreboard_decides_notebook_05s_claims(smoke_run):
         assert board.loc[claim, "holds"] in ("true", "false"), board.loc[claim].to_dict()
         assert board.loc[claim, "seeds"] == "0" and " vs " in board.loc[claim, "value"]
     assert "Basel 71.03" in board.loc["atl_beats_basel", "reference"]
+
+
+@pytest.mark.slow
+def test_camera_study_runs_each_arm_at_each_strength(smoke_run):
+    study = pd.read_csv(smoke_run.run_dir / "figures" / "05_camera_study.csv")
+    assert list(study["arm"]) == ["basel", "acn (adversary_objective=confusion)"]
+    assert set(study["camera strength"]) == {0.5} and (study["seeds"] == 1).all()
+    assert study["camera probe (%) mean"].between(0, 100).all()
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from readnet.data.appearance import (BG, LUMA, SKIN, UPPER, Pose, draw_parts, make_identity, paint_infrared,
-                                     paint_rgb, paint_thermal)
+from readnet.data.appearance import (BG, LUMA, SKIN, UPPER, Pose, draw_parts, make_cameras, make_identity,
+                                     paint_infrared, paint_rgb, paint_thermal)
 from readnet.data.synthetic import (IR_SHARED, LAYOUTS, MANIFEST_NAME, PIXEL_PROBE_INVERSE_REGULARIZATION,
                                     SyntheticConfig, cli, make_dataset, plan_dataset, train_split_pixels)
 from readnet.evaluation import camera_probe_accuracy
@@ -256,3 +256,38 @@ def test_camera_probe_far_above_chance(root):
     pixels, camids = train_split_pixels(root / LAYOUTS["market1501"].folder, SyntheticConfig("market1501", size="tiny"))
     accuracy, chance = camera_probe_accuracy(pixels, camids, inverse_regularization=PIXEL_PROBE_INVERSE_REGULARIZATION)
     assert len(np.unique(camids)) == 6 and accuracy >= 3 * chance
+
+
+def test_full_camera_strength_writes_the_dataset_as_before_the_knob(root):
+    assert "camera_strength" not in SyntheticConfig("market1501", size="tiny").manifest()["config"]
+    again = make_dataset("market1501", root, size="tiny", seed=0, camera_strength=1.0)
+    assert again == root / LAYOUTS["market1501"].folder, "the same manifest: the cached dataset is reused"
+    assert make_cameras(0, "market1501", 1.0) == make_cameras(0, "market1501")
+
+
+def test_zero_camera_strength_gives_every_camera_of_a_modality_one_look():
+    continuous = ("background", "floor", "cast", "horizon", "brightness", "contrast", "blur", "noise")
+    for layout in ("market1501", "sysu_mm01"):
+        cameras = make_cameras(0, layout, 0.0)
+        for modality in ("rgb", "ir"):
+            same = [c for c in cameras if c.modality == modality]
+            for name in continuous:
+                assert all(np.allclose(getattr(c, name), getattr(same[0], name)) for c in same), (layout, name)
+        assert all(c.strength == 0.0 for c in cameras), "texture and low resolution fade out entirely"
+    half = make_cameras(0, "market1501", 0.5)
+    full, none = make_cameras(0, "market1501"), make_cameras(0, "market1501", 0.0)
+    assert np.allclose(half[0].background, (np.asarray(full[0].background) + none[0].background) / 2)
+
+
+def test_camera_strength_scales_what_the_pixels_say_of_the_camera(tmp_path):
+    accuracy = {}
+    for strength in (0.0, 1.0):
+        config = SyntheticConfig("market1501", size="tiny", camera_strength=strength)
+        folder = make_dataset("market1501", tmp_path / str(strength), size="tiny", camera_strength=strength)
+        assert json.loads((folder / MANIFEST_NAME).read_text())["config"].get("camera_strength", 1.0) == strength
+        pixels, camids = train_split_pixels(folder, config)
+        accuracy[strength], chance = camera_probe_accuracy(
+            pixels, camids, inverse_regularization=PIXEL_PROBE_INVERSE_REGULARIZATION)
+    assert accuracy[1.0] >= 3 * chance and accuracy[0.0] < 1.5 * chance, (accuracy, chance)
+    with pytest.raises(ValueError, match="camera_strength=1.5"):
+        SyntheticConfig("market1501", camera_strength=1.5)

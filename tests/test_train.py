@@ -1,5 +1,6 @@
 """The training engine on generated data, on the CPU: every preset learns, Algorithm 1 alternates,
 resume is bit-exact, foreign checkpoints are refused and a NaN loss stops the run cleanly."""
+import math
 from dataclasses import replace
 
 import pytest
@@ -78,6 +79,55 @@ def test_algorithm_1_alternation_moves_only_the_network_being_trained(data_root)
     assert same(d_after_its_step, engine.discriminator), "D moved during F's step"
     assert not same(f_before, engine.model), "F did not move in its own step"
     assert all(p.requires_grad for p in engine.discriminator.parameters())
+
+
+def test_gradient_reversal_moves_f_and_d_in_one_step(data_root):
+    config = tiny("acn", data_root, adversary_objective="gradient_reversal")
+    dataset = train.load_dataset(config)
+    engine = build_engine(config, dataset)
+    f_before, d_before = parameters(engine.model), parameters(engine.discriminator)
+    values = train_step(engine, first_batch(engine, dataset), iteration=0)
+    assert {"metric", "camera_discriminator", "camera_extractor", "total"} <= set(values)
+    assert not same(f_before, engine.model) and not same(d_before, engine.discriminator)
+
+
+def test_gradient_reversal_gives_f_the_maximize_gradient_and_d_the_descent_one(data_root):
+    grads = {}
+    for objective in ("maximize", "gradient_reversal"):
+        config = tiny("acn", data_root, adversary_objective=objective, w2=0.5, discriminator_dropout=0.0)
+        dataset = train.load_dataset(config)
+        engine = build_engine(config, dataset)
+        engine.model.eval()  # batch-norm statistics aside, both objectives see the same forward
+        batch = first_batch(engine, dataset)
+        features = engine.model(batch.images).global_feature
+        loss, _ = readnet.engine._adversary_loss(engine, features, batch.camids)
+        loss.backward()
+        grads[objective] = ([p.grad.clone() for p in engine.model.parameters() if p.grad is not None],
+                            [p.grad for p in engine.discriminator.parameters()])
+    (f_max, d_max), (f_grl, d_grl) = grads["maximize"], grads["gradient_reversal"]
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(f_max, f_grl)) and len(f_max) == len(f_grl)
+    assert all(g is None for g in d_max), "D is frozen under the paper's objective"
+    assert all(g is not None and g.abs().sum() > 0 for g in d_grl)
+
+
+@pytest.mark.parametrize("objective", ["maximize", "gradient_reversal", "confusion"])
+def test_each_adversary_objective_trains_with_finite_losses(objective, data_root, tmp_path):
+    config = tiny("acn", data_root, adversary_objective=objective, w2=1.0, max_iterations=4)
+    run_dir = train.train(config, tmp_path / objective)
+    records = runs.read_metrics(run_dir)
+    logged = {key for record in records for key in record if key.startswith("loss/")}
+    assert {"loss/metric", "loss/camera_extractor", "loss/total"} <= logged
+    assert ("loss/camera_confusion" in logged) == (objective == "confusion")
+    assert all(math.isfinite(record[key]) for record in records for key in logged if key in record)
+    assert math.isfinite(runs.load_run(run_dir).final_metrics["mAP"])
+
+
+def test_gradient_reversal_refuses_algorithm_1_step_settings(data_root):
+    for settings in ({"discriminator_steps": 2}, {"adversary_batches": "shared"}):
+        with pytest.raises(ValueError, match="gradient_reversal"):
+            tiny("acn", data_root, adversary_objective="gradient_reversal", **settings)
+    with pytest.raises(ValueError, match="adversary_objective='minimize' is not valid"):
+        tiny("acn", data_root, adversary_objective="minimize")
 
 
 @pytest.mark.parametrize("k, adversary_batches, expected", [

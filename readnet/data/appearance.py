@@ -153,11 +153,13 @@ class Camera:
     blur: float
     downscale: int
     noise: float
+    strength: float = 1.0  # how much of the texture and the low resolution show (camera_strength)
 
 
 @lru_cache(maxsize=16)
-def make_cameras(seed: int, layout: str) -> tuple[Camera, ...]:
-    """The layout's cameras; background hues are spread around the colour wheel so they differ."""
+def make_cameras(seed: int, layout: str, strength: float = 1.0) -> tuple[Camera, ...]:
+    """The layout's cameras; background hues are spread around the colour wheel so they differ.
+    `strength` < 1 moves every camera toward its modality's mean camera (`weaken_cameras`)."""
     n = LAYOUTS[layout].num_cameras
     modalities = _camera_modalities(layout)
     r = seeded_rng(seed, layout, ROLE_CAMERA, 0)
@@ -193,7 +195,30 @@ def make_cameras(seed: int, layout: str) -> tuple[Camera, ...]:
                 noise=float(rc.uniform(0.01, 0.04)),
             )
         )
-    return tuple(cams)
+    return weaken_cameras(tuple(cams), strength)
+
+
+def weaken_cameras(cams: tuple[Camera, ...], strength: float) -> tuple[Camera, ...]:
+    """The camera nuisance at `strength`: 1 leaves every camera as drawn (the same bytes as before
+    the knob existed), 0 gives every camera of a modality the same look, so pixels say nothing of
+    the camera beyond the modality. In between, each continuous setting (colours, cast, horizon,
+    brightness, contrast, blur, noise) moves linearly toward the mean over the modality's cameras,
+    and the background texture and the low resolution fade in with `strength` (`_background`,
+    `_apply_camera`). The draws are the same at every strength, so only the nuisance changes."""
+    if strength == 1.0:
+        return cams
+    names = ("background", "floor", "cast", "horizon", "brightness", "contrast", "blur", "noise")
+    weakened = []
+    for cam in cams:
+        same = [c for c in cams if c.modality == cam.modality]
+        moved = {}
+        for name in names:
+            value = np.asarray(getattr(cam, name), np.float64)
+            mean = np.mean([np.asarray(getattr(c, name), np.float64) for c in same], axis=0)
+            moved[name] = mean + strength * (value - mean)
+        moved = {k: tuple(float(x) for x in v) if v.ndim else float(v) for k, v in moved.items()}
+        weakened.append(dataclasses.replace(cam, strength=float(strength), **moved))
+    return tuple(weakened)
 
 
 def _camera_modalities(layout: str) -> tuple[str, ...]:
@@ -297,6 +322,8 @@ def _background(cam: Camera, r: np.random.Generator, height: int, width: int) ->
     else:
         coarse = r.uniform(0.75, 1.2, size=(height // 16 + 2, width // 16 + 2)).astype(np.float32)
         shade = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR))
+    if cam.strength != 1.0:  # the texture fades toward a flat wall (tested for equality: same bytes at 1)
+        shade = 1.0 + cam.strength * (shade - 1.0)
     img = bg[None, None, :] * shade[..., None]
     horizon = int(cam.horizon * height + r.integers(-2, 3))
     img[horizon:] = floor * (0.85 + 0.3 * yy[horizon:, :, None] / height)
@@ -349,7 +376,8 @@ def _apply_camera(img: np.ndarray, cam: Camera, r: np.random.Generator) -> np.nd
     img = np.clip(img, 0.0, 1.0)
     pil = Image.fromarray((img * 255 + 0.5).astype(np.uint8))
     if cam.downscale > 1:
-        pil = pil.resize((max(1, w // cam.downscale), max(1, h // cam.downscale)), Image.BILINEAR).resize((w, h), Image.BILINEAR)
+        low = pil.resize((max(1, w // cam.downscale), max(1, h // cam.downscale)), Image.BILINEAR).resize((w, h), Image.BILINEAR)
+        pil = low if cam.strength == 1.0 else Image.blend(pil, low, cam.strength)
     if cam.blur > 0.05:
         pil = pil.filter(ImageFilter.GaussianBlur(cam.blur))
     noise = r.standard_normal(size=(h, w, 1 if cam.modality == "ir" else 3), dtype=np.float32) * (cam.noise * 255)
@@ -362,7 +390,7 @@ def _apply_camera(img: np.ndarray, cam: Camera, r: np.random.Generator) -> np.nd
 def render(spec: ImageSpec, config: SyntheticConfig) -> np.ndarray:
     """Draw one image [H, W, 3] uint8 for `spec`; deterministic in (config, spec)."""
     h, w = config.height, config.width
-    cam = make_cameras(config.seed, config.layout)[spec.camid]
+    cam = make_cameras(config.seed, config.layout, config.camera_strength)[spec.camid]
     r = seeded_rng(config.seed, config.layout, ROLE_POSE, spec.pose_key)
     pose = _draw_pose(r)
     if spec.detected:  # a detector's box: shifted and rescaled against the hand-drawn one

@@ -120,6 +120,7 @@ class SyntheticConfig:
     height: int = 128
     width: int = 64
     ir_shared: float = IR_SHARED
+    camera_strength: float = 1.0  # the camera nuisance: 0 none, 1 full (appearance.weaken_cameras)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -132,16 +133,21 @@ class SyntheticConfig:
             raise ValueError(f"seed={self.seed}: use a non-negative integer")
         if not 0.0 <= self.ir_shared <= 1.0:
             raise ValueError(f"ir_shared={self.ir_shared}: use a share in [0, 1]")
+        if not 0.0 <= self.camera_strength <= 1.0:
+            raise ValueError(f"camera_strength={self.camera_strength}: use a value in [0, 1] (0: no camera nuisance)")
 
     @property
     def counts(self) -> SizePreset:
         return SIZE_PRESETS[self.size].scaled(self.num_train_ids, self.num_test_ids)
 
     def manifest(self) -> dict:
+        config = dataclasses.asdict(self)
+        if self.camera_strength == 1.0:  # full strength writes what it wrote before the knob: same manifest
+            del config["camera_strength"]
         return {
             "generator": "readnet.data.synthetic",
             "version": GENERATOR_VERSION,
-            "config": dataclasses.asdict(self),
+            "config": config,
             "counts": dataclasses.asdict(self.counts),
         }
 
@@ -422,11 +428,13 @@ def make_dataset(
     width: int = 64,
     workers: int | None = None,
     ir_shared: float = IR_SHARED,
+    camera_strength: float = 1.0,
 ) -> pathlib.Path:
     """Write a synthetic dataset in `layout`'s published layout under `root`; return its folder.
 
     `num_ids` sets both train and test id counts; `num_train_ids` / `num_test_ids` set one each
-    (image counts follow the size preset's images-per-id). Writing is atomic: images go to a hidden
+    (image counts follow the size preset's images-per-id). `camera_strength` scales the camera
+    nuisance (0 none, 1 full; appearance.weaken_cameras). Writing is atomic: images go to a hidden
     temporary folder renamed into place once complete. A complete folder with the same parameters
     is left as it is; one with other parameters is an error. `workers` (default: 2 for more than
     5,000 images, else 1) only changes speed, never the bytes. `ir_shared`: see IR_SHARED.
@@ -436,6 +444,7 @@ def make_dataset(
         num_train_ids=num_ids if num_train_ids is None else num_train_ids,
         num_test_ids=num_ids if num_test_ids is None else num_test_ids,
         height=height, width=width, ir_shared=ir_shared,
+        camera_strength=camera_strength,
     )
     root = pathlib.Path(root)
     folder = root / LAYOUTS[layout].folder
@@ -520,6 +529,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-test-ids", type=int, default=None)
     p.add_argument("--height", type=int, default=128)
     p.add_argument("--width", type=int, default=64)
+    p.add_argument("--camera-strength", type=float, default=1.0, help="camera nuisance: 0 none, 1 full (default)")
     p.add_argument("--workers", type=int, default=None, help="processes drawing images (speed only)")
     p.add_argument("--ir-shared", type=float, default=IR_SHARED,
                    help=f"share of an infrared frame that follows the visible outfit (default {IR_SHARED})")
@@ -540,6 +550,7 @@ def cli(argv: list[str]) -> int:
                 layout, args.root, size=args.size, seed=args.seed, num_ids=args.num_ids,
                 num_train_ids=args.num_train_ids, num_test_ids=args.num_test_ids,
                 height=args.height, width=args.width, workers=args.workers, ir_shared=args.ir_shared,
+                camera_strength=args.camera_strength,
             )
         except (ValueError, FileExistsError) as err:
             print(f"make-synthetic: {err}", file=sys.stderr)

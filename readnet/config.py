@@ -44,6 +44,7 @@ MINING_METRIC = {"original": "euclidean", "angular": "angular", "exp_angular": "
 CHOICES = {
     "method": tuple(METHODS),
     "cuhk03_variant": ("labeled", "detected"),
+    "sysu_train_ids": tuple(reid_data.SYSU_TRAIN_IDS),
     "expat_variant": losses.EXPAT_VARIANTS,
     "center_loss_variant": losses.CENTER_LOSS_VARIANTS,
     "adversary_batches": ("separate", "shared"),
@@ -63,6 +64,7 @@ class TrainConfig:
     dataset: str = "market1501"
     data_root: str = ""
     cuhk03_variant: str = "labeled"
+    sysu_train_ids: str = "train_val"
     regdb_trial: int = 1
     # losses: margin None -> the paper's value for the method and dataset (resolve_margin)
     margin: float | None = None
@@ -139,6 +141,8 @@ class TrainConfig:
 
 
 FIELD_NOTES = {
+    "sysu_train_ids": "SYSU-MM01's training ids: 'train_val' = train_id.txt + val_id.txt (395 ids, as AGW), "
+    "'train' = train_id.txt alone (296 ids; expAT's code, which keeps val_id.txt for monitoring)",
     "margin": "None resolves to the paper's margin for the method and dataset (readnet.presets.resolve_margin)",
     "camera_label_smoothing": "alpha of eq. 12; not given in the paper, 0.1 as in Szegedy et al. [29]",
     "adversary_batches": "'separate': every D or F step draws its own PK batch (§4.2 counts ~7,000 F + "

@@ -56,6 +56,8 @@ _CROSS_MODAL = replace(
     width=128, epochs=None, max_iterations=30000, lr=3e-4, bias_lr_factor=2.0, weight_decay_bias=0.0,
     milestones=(10000, 20000), warmup_factor=1.0 / 3, warmup_steps=500, schedule_unit="iteration", schedule_offset=0,
     margin=EXPAT_MARGIN, eval_every=0,
+    # the authors train on SYSU-MM01's train_id.txt alone and monitor on val_id.txt (rgbir_exp/codes/datasets.py)
+    sysu_train_ids="train",
     # the authors rank by squared Euclidean distance on the un-normalised BN features: the same
     # ranking as Euclidean distance, and another ranking than cosine
     eval_metric="euclidean",
@@ -90,7 +92,8 @@ PRESET_NOTES = {
     "expat_bnneck": "expAT row 'BNNeck': strong baseline, ID (after BN) + triplet (before BN)",
     "expat": "expAT row 'expAT': common-space BN, ID + 0.1 x expAT",
     "expat_center": "expAT row 'expAT+center': ID + 0.001 x expAT + 0.0005 x center loss (SGD lr 0.5)",
-    "expat_cross_modal": "expAT RGB-IR on SYSU-MM01: modality BNs, alpha x bidirectional expAT + beta x ID",
+    "expat_cross_modal": "expAT RGB-IR on SYSU-MM01: modality BNs, alpha x bidirectional expAT + beta x ID; "
+    "trained on train_id.txt alone, as the authors",
     "expat_regdb": "expAT RGB-IR on RegDB (trial regdb_trial), both query directions",
 }
 

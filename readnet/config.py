@@ -119,6 +119,7 @@ class TrainConfig:
     eval_every: int = 0
     eval_batch_size: int = 512
     eval_trials: int = 10
+    sysu_perm_file: str | None = None
     rerank: bool = False
     # run control
     device: str = "auto"
@@ -171,6 +172,9 @@ FIELD_NOTES = {
     "backward, optimiser updates) as one CUDA graph and replay it (readnet.step_graph); not with cuda_graphs",
     "log_every": "losses are read back to the host (and checked for NaN) every N steps on the fast path",
     "decode_cache_dir": "folder for decoded image tensors, so later runs skip decoding (None: decode each run)",
+    "sysu_perm_file": "SYSU-MM01: the official rand_perm_cam.mat (evaluation/data_split/ of "
+    "https://github.com/wuancong/SYSU-MM01); its rows give each trial's gallery, as published numbers used "
+    "(at most its 10 trials); None: galleries drawn with seeds 0..eval_trials-1",
     "rerank": "Market-rule datasets (Market-1501, DukeMTMC-reID, CUHK03): k-reciprocal re-ranking of the distances "
     "before CMC/mAP (Zhong et al. [35]: k1=20, k2=6, lambda=0.3); off by default, as the papers report without it",
 }
@@ -234,6 +238,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"log_every must be >= 1 (steps between loss read-backs), got {config.log_every}")
     if config.cuda_graph_step and config.cuda_graphs:
         raise ValueError("cuda_graph_step=True captures the whole step, model included: set cuda_graphs=false")
+    if config.sysu_perm_file and config.dataset != "sysu_mm01":
+        raise ValueError(f"sysu_perm_file gives SYSU-MM01's galleries, not {config.dataset}'s: set it to None")
     if config.rerank and method.cross_modal:
         raise ValueError(f"rerank applies to the Market-rule datasets, not to {config.dataset}")
     if config.checkpoint_epochs is not None and config.checkpoint_epochs < 1:

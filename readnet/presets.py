@@ -117,7 +117,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if config.margin is None:
         config = replace(config, margin=resolve_margin(config.method, config.dataset))
     folders = {name: os.path.abspath(os.path.expanduser(getattr(config, name)))
-               for name in ("data_root", "decode_cache_dir") if getattr(config, name)}
+               for name in ("data_root", "decode_cache_dir", "sysu_perm_file") if getattr(config, name)}
     return validate(replace(config, **folders))
 
 

@@ -46,6 +46,7 @@ CROSS_MODAL_BATCHES = ("batch_hard_pk", "random_triplets")
 CHOICES = {
     "method": tuple(METHODS),
     "cuhk03_variant": ("labeled", "detected"),
+    "sysu_train_ids": tuple(reid_data.SYSU_TRAIN_IDS),
     "expat_variant": losses.EXPAT_VARIANTS,
     "center_loss_variant": losses.CENTER_LOSS_VARIANTS,
     "adversary_batches": ("separate", "shared"),
@@ -68,6 +69,7 @@ class TrainConfig:
     dataset: str = "market1501"
     data_root: str = ""
     cuhk03_variant: str = "labeled"
+    sysu_train_ids: str = "train_val"
     regdb_trial: int = 1
     # losses: margin None -> the paper's value for the method and dataset (resolve_margin)
     margin: float | None = None
@@ -125,6 +127,7 @@ class TrainConfig:
     eval_every: int = 0
     eval_batch_size: int = 512
     eval_trials: int = 10
+    sysu_perm_file: str | None = None
     rerank: bool = False
     # run control
     device: str = "auto"
@@ -147,6 +150,8 @@ class TrainConfig:
 
 
 FIELD_NOTES = {
+    "sysu_train_ids": "SYSU-MM01's training ids: 'train_val' = train_id.txt + val_id.txt (395 ids, as AGW), "
+    "'train' = train_id.txt alone (296 ids; expAT's code, which keeps val_id.txt for monitoring)",
     "margin": "None resolves to the paper's margin for the method and dataset (readnet.presets.resolve_margin)",
     "camera_label_smoothing": "alpha of eq. 12; not given in the paper, 0.1 as in Szegedy et al. [29]",
     "adversary_batches": "'separate': every D or F step draws its own PK batch (§4.2 counts ~7,000 F + "
@@ -186,6 +191,9 @@ FIELD_NOTES = {
     "backward, optimiser updates) as one CUDA graph and replay it (readnet.step_graph); not with cuda_graphs",
     "log_every": "losses are read back to the host (and checked for NaN) every N steps on the fast path",
     "decode_cache_dir": "folder for decoded image tensors, so later runs skip decoding (None: decode each run)",
+    "sysu_perm_file": "SYSU-MM01: the official rand_perm_cam.mat (evaluation/data_split/ of "
+    "https://github.com/wuancong/SYSU-MM01); its rows give each trial's gallery, as published numbers used "
+    "(at most its 10 trials); None: galleries drawn with seeds 0..eval_trials-1",
     "rerank": "Market-rule datasets (Market-1501, DukeMTMC-reID, CUHK03): k-reciprocal re-ranking of the distances "
     "before CMC/mAP (Zhong et al. [35]: k1=20, k2=6, lambda=0.3); off by default, as the papers report without it",
 }
@@ -257,6 +265,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.cross_modal_batches != "batch_hard_pk" and not method.cross_modal:
         raise ValueError(f"cross_modal_batches={config.cross_modal_batches!r} applies to RGB-IR methods only; "
                          f"method {config.method!r} takes cross_modal_batches='batch_hard_pk'")
+    if config.sysu_perm_file and config.dataset != "sysu_mm01":
+        raise ValueError(f"sysu_perm_file gives SYSU-MM01's galleries, not {config.dataset}'s: set it to None")
     if config.rerank and method.cross_modal:
         raise ValueError(f"rerank applies to the Market-rule datasets, not to {config.dataset}")
     if config.checkpoint_epochs is not None and config.checkpoint_epochs < 1:

@@ -28,10 +28,10 @@ from torch import Tensor
 from readnet.distances import chunked_pairwise_distance, pairwise_distance
 from readnet.precision import float32
 from readnet.ranking import DropRule, QueryStatistics, query_statistics, random_ranking_statistics
-from readnet import reranking
+from readnet import reranking, sysu_galleries
+from readnet.sysu_galleries import SYSU_GALLERY_CAMIDS, SYSU_MODES, GalleryPermutations
 
 CMC_CONVENTIONS = ("standard", "official")
-SYSU_MODES = ("all", "indoor")
 # SYSU-MM01's evaluation settings, the one vocabulary of their names: name -> (search mode, gallery
 # images per (id, camera)). The first is the headline protocol (Wu et al. 2017).
 SYSU_SETTINGS = {
@@ -43,10 +43,9 @@ SYSU_SETTINGS = {
 REGDB_DIRECTIONS = ("visible_to_thermal", "thermal_to_visible")
 NEAREST_CLASS_METRICS = ("angle", "euclidean")
 
-# SYSU-MM01 cameras as the reader's 0-based camids (camera c -> c - 1): IR cameras 3
-# and 6 are the queries; the RGB gallery is cameras 1, 2, 4, 5 ("all") or 1, 2 ("indoor").
+# SYSU-MM01 cameras as the reader's 0-based camids (camera c -> c - 1): IR cameras 3 and 6 are
+# the queries; the RGB gallery's cameras (SYSU_GALLERY_CAMIDS) are readnet.sysu_galleries'.
 SYSU_QUERY_CAMIDS = (2, 5)
-SYSU_GALLERY_CAMIDS = {"all": (0, 1, 3, 4), "indoor": (0, 1)}
 # Cameras 3 (IR) and 2 (RGB) film the same place, so a camera-3 query never sees
 # camera-2 gallery images (any identity): the SYSU-MM01 evaluation rule.
 SYSU_SHARED_LOCATION = (2, 1)
@@ -343,48 +342,44 @@ def evaluate_sysu_mm01_trial(
 
 
 def sysu_mm01_gallery_indices(
-    gallery_pids, gallery_camids, mode: str = "all", shots: int = 1, trial: int = 0, seed_base: int = 0
+    gallery_pids, gallery_camids, mode: str = "all", shots: int = 1, trial: int = 0, seed_base: int = 0,
+    permutations: GalleryPermutations | None = None,
 ) -> np.ndarray:
     """Indices of the gallery items of one SYSU-MM01 trial (sorted ascending).
 
     Gallery cameras are 1, 2, 4, 5 ("all") or 1, 2 ("indoor"), i.e. camids (0, 1, 3, 4) or
-    (0, 1). For each (pid, camera) in ascending order, `shots` items (1 = single-shot, 10 =
-    multi-shot; all when fewer) are drawn without replacement from that group's items in input
-    order, with ``np.random.default_rng(seed_base + trial)``. (The official MATLAB code reads a
-    fixed permutation file instead; this seeded draw makes each trial reproducible from the seed.)
+    (0, 1). For each (pid, camera), `shots` items (1 = single-shot, 10 = multi-shot; all when
+    fewer): drawn with ``np.random.default_rng(seed_base + trial)``, or, given the official
+    `permutations` (:func:`load_sysu_permutations`), those its row `trial` names, as the official
+    MATLAB code picks them (readnet.sysu_galleries).
     """
-    if mode not in SYSU_MODES:
-        raise ValueError(f"mode must be one of {SYSU_MODES}, got {mode!r}")
-    if shots < 1:
-        raise ValueError(f"shots must be >= 1 (1 = single-shot, 10 = multi-shot), got {shots}")
-    pids = np.asarray(gallery_pids).astype(np.int64).ravel()
-    camids = np.asarray(gallery_camids).astype(np.int64).ravel()
-    if pids.shape != camids.shape:
-        raise ValueError(f"gallery_pids and gallery_camids differ in length: {pids.size} vs {camids.size}")
-    candidates = np.flatnonzero(np.isin(camids, SYSU_GALLERY_CAMIDS[mode]))
-    if candidates.size == 0:
-        raise ValueError(f"no gallery item is in the {mode!r} search cameras (camids {SYSU_GALLERY_CAMIDS[mode]})")
-    rng = np.random.default_rng(seed_base + trial)
-    # Stable lexsort groups the candidates by (pid, camid), each group in input order.
-    grouped = candidates[np.lexsort((camids[candidates], pids[candidates]))]
-    group_keys = np.stack([pids[grouped], camids[grouped]], 1)
-    starts = np.flatnonzero(np.r_[True, (group_keys[1:] != group_keys[:-1]).any(1)])
-    picked = [rng.choice(group, size=min(shots, group.size), replace=False)
-              for group in np.split(grouped, starts[1:])]
-    return np.sort(np.concatenate(picked))
+    if permutations is not None:
+        return sysu_galleries.permutation_gallery_indices(permutations, gallery_pids, gallery_camids, mode, shots,
+                                                          trial)
+    return sysu_galleries.seeded_gallery_indices(gallery_pids, gallery_camids, mode, shots, trial, seed_base)
+
+
+def load_sysu_permutations(perm_file) -> GalleryPermutations | None:
+    """The official rand_perm_cam.mat (a path, or already read); None stays None (seeded draws)."""
+    if perm_file is None or isinstance(perm_file, GalleryPermutations):
+        return perm_file
+    return sysu_galleries.load_permutations(perm_file)
 
 
 def evaluate_sysu_mm01(
     query_features, query_pids, query_camids, gallery_features, gallery_pids, gallery_camids,
     mode: str = "all", shots: int = 1, trials: int = 10, seed_base: int = 0, cmc: str = "standard",
-    metric: str = "euclidean", max_rank: int = 20,
+    metric: str = "euclidean", max_rank: int = 20, perm_file=None,
 ) -> TrialResults:
     """SYSU-MM01 cross-modality protocol (expAT §4): IR queries against a sampled RGB gallery.
 
     Queries: every IR image (cameras 3 and 6 = camids 2 and 5, as the reader yields them) of the
     test ids; any other query camid is an error. Gallery: the RGB images of the search mode's
     cameras, sampled per trial by :func:`sysu_mm01_gallery_indices` with seed seed_base + trial
-    for trial = 0..trials-1. Each trial is scored by :func:`evaluate_sysu_mm01_trial`.
+    for trial = 0..trials-1, or, given `perm_file` (the official rand_perm_cam.mat, a path or read by
+    :func:`load_sysu_permutations`), as its rows 1..trials name them: the official galleries, so
+    trials compare with published numbers (then `seeds` is empty). Each trial is scored by
+    :func:`evaluate_sysu_mm01_trial`.
     """
     if trials < 1:
         raise ValueError(f"trials must be >= 1 (the protocol uses 10), got {trials}")
@@ -403,20 +398,21 @@ def evaluate_sysu_mm01(
     if not len(g_pids) == len(g_camids) == gallery_features.shape[0]:
         raise ValueError(f"gallery_pids ({len(g_pids)}), gallery_camids ({len(g_camids)}) and gallery_features "
                          f"({gallery_features.shape[0]} rows) must describe the same gallery items")
+    permutations = load_sysu_permutations(perm_file)
     distmat = chunked_pairwise_distance(query_features, gallery_features, metric)
-    per_trial, seeds = [], []
+    per_trial = []
     for trial in range(trials):
-        columns = sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial, seed_base)
+        columns = sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial, seed_base, permutations)
         index = torch.as_tensor(columns, device=device)
         per_trial.append(evaluate_sysu_mm01_trial(
             distmat[:, index], query_pids, q_camids, g_pids[columns], g_camids[columns], max_rank, cmc))
-        seeds.append(seed_base + trial)
+    seeds = range(seed_base, seed_base + trials) if permutations is None else ()
     return aggregate_trials(per_trial, cmc, seeds)
 
 
 def chance_sysu_mm01(
     query_pids, query_camids, gallery_pids, gallery_camids, mode: str = "all", shots: int = 1, trials: int = 10,
-    seed_base: int = 0,
+    seed_base: int = 0, perm_file=None,
 ) -> tuple[float, float]:
     """Chance level of :func:`evaluate_sysu_mm01` with the same arguments: the expected rank-1
     and mAP (fractions) of a random ranking, averaged over the same sampled galleries (the
@@ -424,9 +420,11 @@ def chance_sysu_mm01(
     if trials < 1:
         raise ValueError(f"trials must be >= 1 (the protocol uses 10), got {trials}")
     q_pids, g_pids, q_camids, g_camids = _label_vectors(query_pids, gallery_pids, query_camids, gallery_camids)
+    permutations = load_sysu_permutations(perm_file)
     per_trial = []
     for trial in range(trials):
-        columns = torch.as_tensor(sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial, seed_base))
+        columns = torch.as_tensor(sysu_mm01_gallery_indices(g_pids, g_camids, mode, shots, trial, seed_base,
+                                                            permutations))
         per_trial.append(_chance(q_pids, g_pids[columns], _sysu_rule(q_camids, g_camids[columns]), _SYSU_RULE_TEXT))
     return float(np.mean([r for r, _ in per_trial])), float(np.mean([m for _, m in per_trial]))
 

@@ -17,15 +17,26 @@ import pathlib
 import typing
 import warnings
 
+import numpy as np
 import pandas as pd
 
-from readnet import claims, explore, plots, presets, published, runs
+from readnet import claims, evaluation, explore, plots, presets, published, runs
 from readnet import train as training
 from readnet.config import TrainConfig
 from readnet.data import DatasetCountWarning
+from readnet.data.layouts import REGDB_TRIALS
 
 # The checkout holding this package; an installed copy has no repository beside it.
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+
+
+def check_regdb_trials(trials: typing.Sequence[int], name: str = "regdb_trials") -> tuple[int, ...]:
+    """RegDB trial numbers: at least one, each once, within 1..10."""
+    trials = tuple(trials)
+    if not trials or len(set(trials)) != len(trials) or not set(trials) <= set(range(1, REGDB_TRIALS + 1)):
+        raise ValueError(f"{name}={list(trials)}: give distinct RegDB trials within 1..{REGDB_TRIALS}, e.g. [1] or "
+                         f"list(range(1, {REGDB_TRIALS + 1}))")
+    return trials
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +75,8 @@ class Scale:
     warmup_steps: int | None = None  # a short run would otherwise spend all of it warming up
     random_erasing: float | None = None  # it regularises a long run; a short one only learns slower under it
     eval_trials: int | None = None  # SYSU-MM01's random gallery draws
+    # RegDB's trial splits notebook 06 trains and tests, one run each (expAT §4 averages all 10).
+    regdb_trials: tuple[int, ...] = (1,)
     # Generated data when a notebook gets no data_root; None: the scale needs the real datasets.
     synthetic_size: str | None = None
     synthetic_num_ids: int | None = None  # None: the size preset's id counts
@@ -71,6 +84,7 @@ class Scale:
     def __post_init__(self) -> None:
         if self.synthetic_size is not None and (self.height is None or self.width is None):
             raise ValueError(f"scale {self.name!r}: generated data is drawn at the training size; set height and width")
+        check_regdb_trials(self.regdb_trials, f"scale {self.name!r}: regdb_trials")
 
     def settings(self, recipe: TrainConfig | None = None) -> dict[str, typing.Any]:
         """The TrainConfig fields this scale sets. Given the `recipe` (a preset), also its padding
@@ -102,8 +116,10 @@ SCALES: dict[str, Scale] = {
                   synthetic_size="demo", synthetic_num_ids=30),
     # The papers' settings on the real datasets, for a GPU: every preset as published.
     "paper": Scale("paper", single_run=Budget(eval_every=50), grid_run=Budget(), expat_run=Budget(),
-                   cross_modal_run=Budget(), explorer_run=Budget(max_iterations=2000)),
+                   cross_modal_run=Budget(), explorer_run=Budget(max_iterations=2000),
+                   regdb_trials=tuple(range(1, REGDB_TRIALS + 1))),
 }
+
 
 
 def get_scale(name: str) -> Scale:
@@ -209,6 +225,30 @@ class Experiment:
         plots.save_figure(plots.side_by_side_figure(frame, title=f"{title}: paper vs {ours}"), stem, self.output)
         return frame
 
+    def train_regdb_trials(self, budget: Budget, trials: typing.Sequence[int] | None = None) -> dict[int, pathlib.Path]:
+        """expAT's RegDB recipe once per trial split, trained on trial t's train lists and tested on its
+        test lists (`regdb_trial=t`); `trials` None: the scale's. Returns {trial: run folder}."""
+        trials = check_regdb_trials(self.scale.regdb_trials if trials is None else trials)
+        name = CROSS_MODAL_PRESETS["regdb"]
+        return {trial: self.train(name, "regdb", budget, run_dir=self.run_dir(name, "regdb", f"-trial{trial}"),
+                                  regdb_trial=trial) for trial in trials}
+
+    def save_regdb_trials(self, run_dirs: typing.Mapping[int, pathlib.Path], stem: str, title: str) -> pd.DataFrame:
+        """The RegDB runs' mean over trials beside expAT's numbers, with the spread (readnet.published's
+        table and figure, plus std and trials columns), saved as CSV, Markdown and a figure."""
+        ours = regdb_trial_results(run_dirs)
+        source = self.data_source(list(run_dirs.values()))
+        frame = published.side_by_side(ours, table="expat_regdb", data_source=source)
+        header = published.ours_column(source)
+        spread = ours[["setting", "metric", "std", "trials"]].rename(columns={"std": REGDB_STD})
+        frame = frame.merge(spread, on=["setting", "metric"], how="left")
+        at = list(frame.columns).index(header) + 1
+        frame = frame[[*frame.columns[:at], REGDB_STD, "trials", *[c for c in frame.columns[at:]
+                                                                  if c not in (REGDB_STD, "trials")]]]
+        plots.save_table(frame, stem, self.output)
+        plots.save_figure(plots.side_by_side_figure(frame, title=f"{title}: paper vs {header}"), stem, self.output)
+        return frame
+
     def runs_to_compare(self, dataset: str, methods: tuple[str, str] = ("basel", "atl")) -> list[pathlib.Path]:
         """The finished runs under runs_root; when no two of them share a test set, two short runs
         of `methods` on `dataset` are trained first (scale's explorer_run)."""
@@ -232,6 +272,40 @@ def setup(scale: str, notebook: str, *, output_dir: str | None = None, runs_dir:
                       runs_root=pathlib.Path(runs_dir) if runs_dir else output.parent / "train_runs",
                       cache_dir=pathlib.Path(cache_dir) if cache_dir else repository_folder("data") / "synthetic",
                       data_root=data_root, seed=seed, overrides=dict(overrides or {}), log=log)
+
+
+REGDB_STD = "std (over trials)"
+
+
+def regdb_trial_results(run_dirs: typing.Mapping[int, pathlib.Path]) -> pd.DataFrame:
+    """RegDB runs, one per trial, as tidy rows per direction (the papers' names) and metric: the
+    mean over trials (`value`), the sample std (ddof=1; 0 for one trial), the trial count and the
+    mean chance level, in percent. The trials combine with evaluation.aggregate_trials, as the
+    protocol's 10 trials do (expAT §4)."""
+    if not run_dirs:
+        raise ValueError("run_dirs is empty: pass {trial: run folder} for at least one RegDB trial")
+    finals = {}
+    for trial, run_dir in run_dirs.items():
+        run = runs.load_run(run_dir)
+        if run.config["dataset"] != "regdb" or run.final_metrics is None:
+            raise ValueError(f"{run_dir} is not a finished RegDB run (dataset {run.config['dataset']!r})")
+        if run.config["regdb_trial"] != trial:
+            raise ValueError(f"{run_dir} ran RegDB trial {run.config['regdb_trial']}, not trial {trial}")
+        finals[trial] = run.final_metrics["settings"]
+    method = runs.load_run(next(iter(run_dirs.values()))).config["method"]
+    rows = []
+    for direction in evaluation.REGDB_DIRECTIONS:
+        per_trial = [finals[trial][direction] for trial in run_dirs]
+        summary = evaluation.aggregate_trials([
+            evaluation.RetrievalMetrics(np.asarray(values["cmc"]) / 100, values["mAP"] / 100, values["mINP"] / 100)
+            for values in per_trial]).summary(ranks=(1,))
+        for metric, key in (("mAP", "mAP"), ("rank-1", "rank1")):
+            chance = [values.get(f"chance_{key}") for values in per_trial]
+            rows.append({"method": method, "dataset": "regdb", "setting": explore.PAPER_DIRECTIONS[direction],
+                         "metric": metric, "value": 100 * summary[key], "std": 100 * summary[f"{key}_std"],
+                         "trials": len(per_trial),
+                         "chance": float(np.mean(chance)) if None not in chance else None})
+    return pd.DataFrame(rows)
 
 
 def run_record(run_dir: pathlib.Path, preset: str, data: explore.DataChoice) -> dict[str, typing.Any]:

@@ -99,7 +99,8 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
                    caches: dict | None = None) -> dict:
     """mAP, mINP, rank-r, the CMC curve and the chance level (percent) with the dataset's protocol:
     Market rule (Market/Duke/CUHK03, single query), SYSU-MM01 (IR query vs sampled RGB gallery, `eval_trials` trials per
-    setting, named as in evaluation.SYSU_SETTINGS) or RegDB (both directions). The headline numbers
+    setting, named as in evaluation.SYSU_SETTINGS; `config.sysu_perm_file` gives the official galleries) or RegDB
+    (both directions). The headline numbers
     are the first of `sysu_settings` (SYSU) or visible_to_thermal (RegDB). SYSU-MM01 results name
     their CMC convention (`cmc_convention`), as rank-5/10/20 differ between the two.
     `config.rerank` re-ranks the Market-rule distances first (`ranking_distances`). On the fast path
@@ -111,11 +112,15 @@ def evaluate_model(model: nn.Module, dataset: reid_data.ReIDDataset, config: Tra
     metric = config.eval_metric
     if dataset.protocol == "sysu_mm01":
         settings = {}
+        # Read once for the four settings; None keeps the seeded draws.
+        permutations = evaluation.load_sysu_permutations(config.sysu_perm_file)
         for name in sysu_settings:
             mode, shots = evaluation.SYSU_SETTINGS[name]
             result = evaluation.evaluate_sysu_mm01(query, q_pids, q_camids, gallery, g_pids, g_camids, mode=mode,
-                                                   shots=shots, trials=config.eval_trials, metric=metric)
-            chance = evaluation.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, mode, shots, config.eval_trials)
+                                                   shots=shots, trials=config.eval_trials, metric=metric,
+                                                   perm_file=permutations)
+            chance = evaluation.chance_sysu_mm01(q_pids, q_camids, g_pids, g_camids, mode, shots, config.eval_trials,
+                                                 perm_file=permutations)
             settings[name] = _percent(result.cmc_mean, result.mAP_mean, result.mINP_mean, chance)
         # Every setting takes evaluate_sysu_mm01's default convention; the record names it.
         return {**settings[sysu_settings[0]], "cmc_convention": result.cmc_convention, "settings": settings}

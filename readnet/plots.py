@@ -472,12 +472,12 @@ def decision_regions_figure(
 
 def side_by_side_figure(table, title: str = "") -> Figure:
     """A `readnet.published.side_by_side` table drawn wide: one row per paper row (and setting),
-    one column per dataset, metric and source (paper, ours, and the chance level and the delta where
-    there are)."""
+    one column per dataset, metric and source (paper, ours, and the chance level, the delta and the
+    std over trials where there are)."""
     import pandas as pd
 
     ours = [c for c in table.columns if c.startswith("ours (")]
-    extra = [c for c in table.columns if c == "chance" or c.startswith("delta")]
+    extra = [c for c in table.columns if c == "chance" or c.startswith(("delta", "std"))]
     short = {"paper": "paper", **{c: "ours" for c in ours}, **{c: c.split()[0] for c in extra}}
     index = ["label", "setting"] if table["setting"].astype(bool).any() else ["label"]
     wide = table.set_index(index + ["dataset", "metric"])[list(short)].unstack(["dataset", "metric"])

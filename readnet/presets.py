@@ -66,6 +66,8 @@ _CROSS_MODAL = replace(
     # main.py's save_steps: epochs over the images are long (~680 PK batches on SYSU-MM01), and the
     # fast path checkpoints only every 50 epoch ends
     checkpoint_every=5000,
+    # the authors train on SYSU-MM01's train_id.txt alone and monitor on val_id.txt (rgbir_exp/codes/datasets.py)
+    sysu_train_ids="train",
     # the authors rank by squared Euclidean distance on the un-normalised BN features: the same
     # ranking as Euclidean distance, and another ranking than cosine
     eval_metric="euclidean",
@@ -100,7 +102,8 @@ PRESET_NOTES = {
     "expat_bnneck": "expAT row 'BNNeck': strong baseline, ID (after BN) + triplet (before BN)",
     "expat": "expAT row 'expAT': common-space BN, ID + 0.1 x expAT",
     "expat_center": "expAT row 'expAT+center': ID + 0.001 x expAT + 0.0005 x center loss (SGD lr 0.5)",
-    "expat_cross_modal": "expAT RGB-IR on SYSU-MM01: modality BNs, alpha x bidirectional expAT + beta x ID",
+    "expat_cross_modal": "expAT RGB-IR on SYSU-MM01: modality BNs, alpha x bidirectional expAT + beta x ID; "
+    "trained on train_id.txt alone, as the authors",
     "expat_regdb": "expAT RGB-IR on RegDB (trial regdb_trial), both query directions",
 }
 
@@ -124,7 +127,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if config.margin is None:
         config = replace(config, margin=resolve_margin(config.method, config.dataset))
     folders = {name: os.path.abspath(os.path.expanduser(getattr(config, name)))
-               for name in ("data_root", "decode_cache_dir") if getattr(config, name)}
+               for name in ("data_root", "decode_cache_dir", "sysu_perm_file") if getattr(config, name)}
     return validate(replace(config, **folders))
 
 

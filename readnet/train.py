@@ -40,7 +40,8 @@ def load_dataset(config: TrainConfig) -> reid_data.ReIDDataset:
     """The config's dataset, read from config.data_root."""
     if not config.data_root:
         raise ValueError("data_root is empty: give the dataset folder (--data-root DIR, or data_root=...)")
-    options = {"cuhk03": {"variant": config.cuhk03_variant}, "regdb": {"trial": config.regdb_trial}}
+    options = {"cuhk03": {"variant": config.cuhk03_variant}, "sysu_mm01": {"train_ids": config.sysu_train_ids},
+               "regdb": {"trial": config.regdb_trial}}
     return reid_data.load_dataset(config.dataset, config.data_root, **options.get(config.dataset, {}))
 
 

@@ -92,6 +92,7 @@ EXPAT = [
     (CROSS, "expat_beta", 1.0, "beta = 1.0"),
     (CROSS, "eval_metric", "euclidean", "test: squared Euclidean distance of the BN features, not normalised"),
     (CROSS, "test_feature", "after", "the post-BN feature"),
+    (CROSS, "sysu_train_ids", "train", "rgbir_exp/codes/datasets.py: SYSU_triplet_dataset(mode='train') reads train_id.txt"),
     (("expat_center",), "center_loss_variant", "reference", "center loss without the 1/2"),
     (SINGLE, "schedule_offset", 1, "scheduler.step() on EPOCH_STARTED"),
     (SINGLE, "epoch_pass", "images", "SAMPLER: 'softmax_*' + NUM_INSTANCE: 4: RandomIdentitySampler, each image ~once"),

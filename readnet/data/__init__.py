@@ -27,7 +27,8 @@ from torch.utils.data import Dataset
 
 from readnet.data import cuhk03_mat
 from readnet.data.cuhk03_mat import convert_cuhk03
-from readnet.data.layouts import LAYOUTS, PUBLISHED_COUNTS, REGDB_TRIALS, SYSU_IR_CAMERAS, SYSU_RGB_CAMERAS
+from readnet.data.layouts import (LAYOUTS, PUBLISHED_COUNTS, REGDB_TRIALS, SYSU_IR_CAMERAS, SYSU_RGB_CAMERAS,
+                                  SYSU_TRAIN_IDS)
 from readnet.data.samplers import EPOCH_PASSES, CrossModalPKSampler, PKSampler
 from readnet.data.triplets import CrossModalTripletSampler
 
@@ -35,7 +36,7 @@ __all__ = [
     "Record", "ReIDDataset", "DatasetCountWarning", "DATASET_NAMES", "load_dataset", "load_mnist",
     "ImageDataset", "read_image", "build_transform", "PKSampler", "CrossModalPKSampler", "EPOCH_PASSES",
     "CrossModalTripletSampler", "convert_cuhk03",
-    "SYSU_RGB_CAMERAS", "SYSU_IR_CAMERAS", "IMAGENET_MEAN", "IMAGENET_STD",
+    "SYSU_RGB_CAMERAS", "SYSU_IR_CAMERAS", "SYSU_TRAIN_IDS", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 
 DATASET_NAMES = tuple(LAYOUTS)
@@ -246,24 +247,30 @@ def _sysu_records(base: pathlib.Path, ids: Sequence[int], cameras: Sequence[int]
     return records
 
 
-def read_sysu_mm01(root: str | os.PathLike) -> ReIDDataset:
+def read_sysu_mm01(root: str | os.PathLike, train_ids: str = "train_val") -> ReIDDataset:
     """SYSU-MM01: `SYSU-MM01/cam1..cam6/<id:04d>/<img:04d>.jpg`, `exp/{train,val,test}_id.txt`.
 
-    Training uses the train and val ids together (395 ids), as is customary (AGW, expAT).
+    `train_ids` picks the training identities (layouts.SYSU_TRAIN_IDS): "train_val", the train and
+    val ids together (395 ids), as AGW trains; "train", train_id.txt alone (296 ids), as expAT's
+    code trains, keeping the val ids for monitoring.
     Query = every IR image (cameras 3, 6) of the 96 test ids; gallery = their RGB images
     (cameras 1, 2, 4, 5), the pool from which readnet.evaluation samples each trial.
     Camera ids are 0-based (camera 3 -> 2, camera 2 -> 1); `modality` is "rgb" or "ir".
     """
-    id_files = tuple(f"exp/{part}_id.txt" for part in ("train", "val", "test"))
+    if train_ids not in SYSU_TRAIN_IDS:
+        raise ValueError(f"SYSU-MM01 train_ids={train_ids!r} is not valid; choose one of {', '.join(SYSU_TRAIN_IDS)}")
+    id_files = {part: f"exp/{part}_id.txt" for part in ("train", "val", "test")}
     every_camera = sorted(SYSU_RGB_CAMERAS + SYSU_IR_CAMERAS)
-    base = _dataset_dir(root, tuple(f"cam{c}" for c in every_camera) + id_files, "sysu_mm01")
-    train_ids, val_ids, test_ids = (_read_sysu_ids(base / f) for f in id_files)
+    base = _dataset_dir(root, tuple(f"cam{c}" for c in every_camera) + tuple(id_files.values()), "sysu_mm01")
+    ids = {part: _read_sysu_ids(base / name) for part, name in id_files.items()}
+    training = [pid for part in SYSU_TRAIN_IDS[train_ids] for pid in ids[part]]
     splits = {
-        "train": (_sysu_records(base, train_ids + val_ids, every_camera), base),
-        "query": (_sysu_records(base, test_ids, SYSU_IR_CAMERAS), base),
-        "gallery": (_sysu_records(base, test_ids, SYSU_RGB_CAMERAS), base),
+        "train": (_sysu_records(base, training, every_camera), base),
+        "query": (_sysu_records(base, ids["test"], SYSU_IR_CAMERAS), base),
+        "gallery": (_sysu_records(base, ids["test"], SYSU_RGB_CAMERAS), base),
     }
-    return _make_dataset("sysu_mm01", base, splits, "sysu_mm01", "sysu_mm01")
+    counts_key = "sysu_mm01" if train_ids == "train_val" else f"sysu_mm01_{train_ids}"
+    return _make_dataset("sysu_mm01", base, splits, counts_key, "sysu_mm01")
 
 
 def _read_regdb_list(base: pathlib.Path, list_path: pathlib.Path, folder: str, modality: str) -> list[Record]:
@@ -310,13 +317,14 @@ _READERS: dict[str, tuple[Callable[..., ReIDDataset], tuple[str, ...]]] = {
     "market1501": (read_market1501, ()),
     "dukemtmc": (read_dukemtmc, ()),
     "cuhk03": (read_cuhk03, ("variant",)),
-    "sysu_mm01": (read_sysu_mm01, ()),
+    "sysu_mm01": (read_sysu_mm01, ("train_ids",)),
     "regdb": (read_regdb, ("trial",)),
 }
 
 
 def load_dataset(name: str, root: str | os.PathLike, **options) -> ReIDDataset:
-    """Read dataset `name` (one of DATASET_NAMES) from `root`; options: cuhk03 variant=, regdb trial=."""
+    """Read dataset `name` (one of DATASET_NAMES) from `root`; options: cuhk03 variant=,
+    sysu_mm01 train_ids=, regdb trial=."""
     if name not in _READERS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
     reader, valid = _READERS[name]

@@ -29,11 +29,16 @@ PUBLISHED_COUNTS: dict[str, dict[str, tuple[int | None, int | None]]] = {
     "cuhk03_detected": {"train": (7365, 767), "query": (1400, 700), "gallery": (5332, 700)},
     # train = train_id + val_id (22,258 RGB + 11,909 IR); the gallery pool is sampled per trial.
     "sysu_mm01": {"train": (34167, 395), "query": (3803, 96), "gallery": (None, 96)},
+    # train = train_id alone (296 ids); our sources give no image count for it.
+    "sysu_mm01_train": {"train": (None, 296), "query": (3803, 96), "gallery": (None, 96)},
     "regdb": {"train": (4120, 206), "query": (2060, 206), "gallery": (2060, 206)},
 }
 
 SYSU_RGB_CAMERAS = (1, 2, 4, 5)
 SYSU_IR_CAMERAS = (3, 6)
 SYSU_INDOOR_RGB_CAMERAS = (1, 2)  # the indoor search's gallery cameras
+# SYSU-MM01's training identities by the exp/*_id.txt files they read: expAT's rgbir_exp/codes/datasets.py
+# trains on train_id.txt alone and keeps val_id.txt for monitoring; AGW trains on both.
+SYSU_TRAIN_IDS = {"train": ("train",), "train_val": ("train", "val")}
 REGDB_IMAGES_PER_MODALITY = 10
 REGDB_TRIALS = 10

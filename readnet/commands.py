@@ -21,7 +21,8 @@ from readnet.config import (FIELD_NOTES, OPTIMISATION_OVERRIDES, RESUMABLE_OVERR
 from readnet.evaluation import SYSU_SETTINGS
 from readnet.inference import evaluate_model
 from readnet.presets import PRESET_NOTES, PRESETS, preset, resolve
-from readnet.train import check_resume_overrides, load_checkpoint_model, load_dataset, resume, test, train
+from readnet.train import (check_resume_overrides, load_checkpoint_model, load_dataset, resume, test, train,
+                           with_sysu_perm_file)
 
 # argparse's messages about a flag it does not know
 _BAD_FLAG = ("unrecognized arguments", "ambiguous option")
@@ -110,15 +111,21 @@ def cli_train(argv: list[str]) -> int:
     return 0
 
 
+SYSU_PERM_FILE_HELP = ("SYSU-MM01: draw each trial's gallery from the official rand_perm_cam.mat (the dataset's "
+                       "evaluation code) instead of seeded draws")
+
+
 def cli_test(argv: list[str]) -> int:
     """`readnet test --run DIR`: re-evaluate the last checkpoint; exit 1 if it differs from final_metrics.json."""
     parser = _Parser(prog="readnet test", description="Evaluate a run folder with its dataset's protocol.")
     parser.add_argument("--run", required=True, help="run folder written by readnet train")
     parser.add_argument("--data-root", help="dataset folder, if it moved since training")
+    parser.add_argument("--sysu-perm-file", help=SYSU_PERM_FILE_HELP)
     args = parser.parse_args(argv)
-    metrics = test(args.run, args.data_root)
+    metrics = test(args.run, args.data_root, args.sysu_perm_file)
     final = pathlib.Path(args.run) / runs.FINAL_METRICS_FILE
-    stored = runs.read_json(final) if final.is_file() else None
+    # Other galleries than the run's give other numbers: nothing to check them against.
+    stored = runs.read_json(final) if final.is_file() and args.sysu_perm_file is None else None
     agree = _print_metrics(metrics, stored)
     if stored is not None and not agree:
         print(f"the metrics differ from {final}", file=sys.stderr)
@@ -189,6 +196,7 @@ def cli_expat(argv: list[str]) -> int:
     parser.add_argument("--data-root", help="dataset folder (train: required for a new run)")
     parser.add_argument("--run-dir", help="new run folder for -a train")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend")
+    parser.add_argument("--sysu-perm-file", help="with -a test: " + SYSU_PERM_FILE_HELP)
     args = parser.parse_args(argv)
     overrides = _overrides_or_exit(parser, args.set)
     if args.action == "test":
@@ -197,6 +205,8 @@ def cli_expat(argv: list[str]) -> int:
         path = pathlib.Path(args.model)
         model, config, dataset = load_checkpoint_model(path / runs.LAST_CHECKPOINT if path.is_dir() else path,
                                                        args.data_root)
+        if args.sysu_perm_file is not None:
+            config = with_sysu_perm_file(config, args.sysu_perm_file)
         if args.setting is not None and dataset.protocol != "sysu_mm01":
             parser.error(f"-s {args.setting} is a SYSU-MM01 search setting, but {args.model} is a {config.dataset} "
                          f"checkpoint, evaluated with the {dataset.protocol} protocol; leave -s out")

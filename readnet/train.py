@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from readnet import data as reid_data
 from readnet import distributed, runs
 from readnet.batches import batches_per_epoch
-from readnet.config import OPTIMISATION_OVERRIDES, RESUMABLE_OVERRIDES, TrainConfig, config_from_dict, config_to_dict
+from readnet.config import (OPTIMISATION_OVERRIDES, RESUMABLE_OVERRIDES, TrainConfig, config_from_dict, config_to_dict,
+                            validate)
 from readnet.engine import (Engine, LossLog, MetricLoss, Miner, NonFiniteLossError, build_engine, iterate_batches, rank_seed,
                             set_learning_rates, train_step)
 from readnet.inference import evaluate_model
@@ -390,14 +391,20 @@ def load_checkpoint_model(path: str | os.PathLike, data_root: str | None = None,
     return engine.model, config, dataset
 
 
-def test(run_dir: str | os.PathLike, data_root: str | None = None) -> dict:
-    """Evaluate the run's last checkpoint with its dataset's protocol; the metrics (percent)."""
+def test(run_dir: str | os.PathLike, data_root: str | None = None, sysu_perm_file: str | None = None) -> dict:
+    """Evaluate the run's last checkpoint with its dataset's protocol; the metrics (percent).
+    `sysu_perm_file` draws SYSU-MM01's galleries from the official rand_perm_cam.mat instead of the
+    run's own setting (TrainConfig.sysu_perm_file)."""
     path = pathlib.Path(run_dir)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: give a run folder written by readnet train (or its checkpoint)")
     checkpoint = path / runs.LAST_CHECKPOINT if path.is_dir() else path
     model, config, dataset = load_checkpoint_model(checkpoint, data_root)
+    if sysu_perm_file is not None:
+        config = with_sysu_perm_file(config, sysu_perm_file)
     return evaluate_model(model, dataset, config)
 
 
-
+def with_sysu_perm_file(config: TrainConfig, sysu_perm_file: str | os.PathLike) -> TrainConfig:
+    """`config` evaluating SYSU-MM01 on the official galleries of `sysu_perm_file` (checked as a field)."""
+    return validate(replace(config, sysu_perm_file=str(pathlib.Path(sysu_perm_file).resolve())))

@@ -191,3 +191,23 @@ def test_a_file_of_another_copy_or_too_few_trials_is_refused(sysu):
     grown = _changed(permutations, lambda c, p, perm: perm + 1 if perm.size else perm)  # one past the last image
     with pytest.raises(ValueError, match="picks image \\d+ of person \\d+ in camera \\d, whose gallery holds \\d+"):
         evaluation.sysu_mm01_gallery_indices(pids, camids, "all", 10, 0, permutations=grown)
+
+
+def test_a_trained_run_is_tested_on_the_official_galleries_from_the_command_line(sysu, tmp_path, capsys):
+    from readnet import cli
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", "--preset", "expat_cross_modal", "--data-root", str(sysu.folder), "--run-dir",
+                     str(run_dir), "--set", "p=4", "k=2", "height=32", "width=16", "pretrained=false",
+                     "backbone=resnet18", "num_workers=0", "progress=false", "eval_trials=2",
+                     "max_iterations=1", "warmup_steps=0", "milestones=[]"]) == 0
+    capsys.readouterr()
+    # the file's galleries are not the run's seeded ones: printed, not compared with final_metrics.json
+    assert cli.main(["test", "--run", str(run_dir), "--sysu-perm-file", str(sysu.perm_file)]) == 0
+    out = capsys.readouterr().out
+    assert "mAP" in out and "DIFFERENT" not in out
+    assert cli.main(["expat", "-a", "test", "-m", str(run_dir), "-s", "indoor_multi", "--sysu-perm-file",
+                     str(sysu.perm_file)]) == 0
+    assert "indoor_multi" in capsys.readouterr().out
+    assert cli.main(["test", "--run", str(run_dir), "--sysu-perm-file", str(tmp_path / "missing.mat")]) == 1
+    err = capsys.readouterr().err
+    assert "missing.mat" in err and "Traceback" not in err

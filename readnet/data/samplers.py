@@ -24,6 +24,7 @@ from torch.utils.data import Sampler
 EPOCH_PASSES = ("identities", "images")
 Slot = tuple[int, list[int]]  # (identity, its K image indices) of one batch
 
+
 def _indices_by_pid(pids: Sequence[int]) -> dict[int, list[int]]:
     groups: dict[int, list[int]] = defaultdict(list)
     for index, pid in enumerate(pids):

@@ -61,8 +61,9 @@ def mean_std(values: typing.Sequence[float]) -> str:
 
 def compare(claim: str, metric: str, values: typing.Mapping[str, typing.Sequence[float]], better: str,
             worse: typing.Sequence[str], reference: str, seeds: typing.Sequence[int], lower_is_better: bool = False,
-            data: str = "") -> Claim:
-    """`better` beats every one of `worse` on the mean over seeds (values: label -> one value per seed)."""
+            data: str = "", min_effect: float = 0.0) -> Claim:
+    """`better` beats every one of `worse` on the mean over seeds (values: label -> one value per seed)
+    by more than `min_effect` (in the metric's units): a smaller difference is no effect."""
     missing = [label for label in (better, *worse) if not values.get(label)]
     if missing:
         return untestable(claim, metric, reference, f"no result for {', '.join(missing)}")
@@ -70,15 +71,16 @@ def compare(claim: str, metric: str, values: typing.Mapping[str, typing.Sequence
     if any(not math.isfinite(m) for m in means.values()):
         return untestable(claim, metric, reference, "a result is not finite")
     sign = -1 if lower_is_better else 1
-    holds = all(sign * (means[better] - means[label]) > 0 for label in worse)
+    holds = all(sign * (means[better] - means[label]) > min_effect for label in worse)
     value = " vs ".join(f"{label} {mean_std(values[label])}" for label in (better, *worse))
     margins = ", ".join(f"{abs(means[better] - means[label]):.1f} {'better' if sign * (means[better] - means[label]) > 0 else 'worse'} "
                         f"than {label}" for label in worse)
     spread = max((statistics.stdev(values[label]) for label in (better, *worse) if len(values[label]) > 1), default=None)
     noise = f"; the largest spread over seeds is {spread:.1f}" if spread is not None else "; one seed, so no spread"
     where = f" on {data}" if data else ""
+    threshold = f"; an effect must exceed {min_effect:g}" if min_effect else ""
     return Claim(claim, metric, value, reference, "true" if holds else "false", _seeds(seeds),
-                 f"{better} is {margins}{where}{noise}")
+                 f"{better} is {margins}{where}{noise}{threshold}")
 
 
 def untestable(claim: str, metric: str, reference: str, why: str, seeds: typing.Sequence[int] = ()) -> Claim:

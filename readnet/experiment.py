@@ -108,9 +108,10 @@ SCALES: dict[str, Scale] = {
     # `make demo`, 15 minutes on 2 CPU cores for every notebook: a ResNet-18 trunk (the papers use
     # ResNet-50) at 64x32 from random weights learns the generated identities within ~100 iterations.
     # Last stride 2 (expAT's recipe has 1) leaves layer4 a 2x1 map, about 30 % less work per step,
-    # at no cost in accuracy here; the RGB-IR runs get the iterations it saves (docs/notebooks.md).
+    # at no cost in accuracy here; the RGB-IR runs get the iterations it saves (docs/notebooks.md):
+    # at 100, RegDB's thermal->visible rank-1 reached 2.3x chance only, at 200 4.6x.
     "demo": Scale("demo", single_run=Budget(max_iterations=120, eval_every=10), grid_run=Budget(max_iterations=80),
-                  expat_run=Budget(max_iterations=25), cross_modal_run=Budget(max_iterations=100),
+                  expat_run=Budget(max_iterations=25), cross_modal_run=Budget(max_iterations=200),
                   explorer_run=Budget(max_iterations=20), p=8, k=4, height=64, width=32, backbone="resnet18",
                   last_stride=2, pretrained=False, num_workers=0, warmup_steps=0, random_erasing=0.0, eval_trials=2,
                   synthetic_size="demo", synthetic_num_ids=30),
@@ -363,6 +364,11 @@ def camera_probe_table(run_dirs: typing.Mapping[tuple[str, str], pathlib.Path], 
     return pd.DataFrame(rows)
 
 
+# Percentage points the camera probe must fall by for ACN to count as removing camera information:
+# Basel's probe alone varies by 1-7 points between training seeds (docs/notebooks.md, ACN's camera study).
+PROBE_MIN_EFFECT = 5.0
+
+
 def table2_claims(run_dirs: typing.Mapping[tuple[str, str], pathlib.Path], probe: pd.DataFrame, dataset: str,
                   data_label: str, seeds: typing.Sequence[int]) -> list[claims.Claim]:
     """Notebook 05's four scoreboard rows on `dataset`: ATL > Basel, ACN lowers the camera probe,
@@ -389,7 +395,7 @@ def table2_claims(run_dirs: typing.Mapping[tuple[str, str], pathlib.Path], probe
     return [
         claims.compare("atl_beats_basel", "mAP (%)", maps, "ATL", ["Basel"], table2, seeds, data=data_label),
         claims.compare("acn_lowers_camera_probe", "camera probe accuracy (%)", probes, "ACN", ["Basel"],
-                       probe_reference, seeds, lower_is_better=True, data=data_label),
+                       probe_reference, seeds, lower_is_better=True, data=data_label, min_effect=PROBE_MIN_EFFECT),
         claims.compare("acn_improves_map", "mAP (%)", maps, "ACN", ["Basel"], table2, seeds, data=data_label),
         claims.compare("atl_acn_best", "mAP (%)", maps, "ATL+ACN", ["ATL", "ACN", "Basel"], table2, seeds,
                        data=data_label),

@@ -16,6 +16,16 @@ def test_compare_decides_on_the_mean_over_seeds_and_says_by_how_much():
     assert lower.holds == "false" and "one seed" in lower.why
 
 
+def test_a_difference_within_the_minimum_effect_is_no_effect():
+    probes = {"ACN": [97.0], "Basel": [97.4]}
+    tiny = claims.compare("acn_lowers_camera_probe", "camera probe (%)", probes, "ACN", ["Basel"], "§3.3", [0],
+                          lower_is_better=True, min_effect=5.0)
+    assert tiny.holds == "false" and "0.4 better than Basel" in tiny.why and "must exceed 5" in tiny.why
+    clear = claims.compare("acn_lowers_camera_probe", "camera probe (%)", {"ACN": [80.0], "Basel": [97.4]}, "ACN",
+                           ["Basel"], "§3.3", [0], lower_is_better=True, min_effect=5.0)
+    assert clear.holds == "true"
+
+
 def test_best_of_several_needs_to_beat_each_and_a_missing_result_is_untestable():
     values = {"ATL+ACN": [50.0], "ATL": [49.0], "ACN": [51.0], "Basel": [40.0]}
     assert claims.compare("atl_acn_best", "mAP", values, "ATL+ACN", ["ATL", "ACN", "Basel"], "", [0]).holds == "false"

@@ -122,7 +122,6 @@ SCALES: dict[str, Scale] = {
 }
 
 
-
 def get_scale(name: str) -> Scale:
     """The named scale; ValueError listing the valid names."""
     if name not in SCALES:

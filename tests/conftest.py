@@ -23,3 +23,13 @@ def shared_mnist() -> pathlib.Path:
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"no MNIST files at {SHARED_MNIST}")
     return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def market_root(tmp_path_factory) -> pathlib.Path:
+    """A tiny generated Market-1501 at 64x32, shared by the training tests that only read it."""
+    from readnet.data.synthetic import make_dataset
+
+    root = tmp_path_factory.mktemp("market")
+    make_dataset("market1501", root, size="tiny", height=64, width=32)
+    return root

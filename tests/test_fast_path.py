@@ -9,15 +9,7 @@ from readnet import augment, inference, losses, mining, runs, train
 
 from readnet.config import METHODS, RESUMABLE_OVERRIDES, fast_path_enabled
 from readnet.engine import LossLog, NonFiniteLossError, build_engine, compile_model, iterate_batches, train_step
-from readnet.data.synthetic import make_dataset
 from readnet.presets import PRESETS, preset, resolve
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_dataset("market1501", root, size="tiny", height=64, width=32)
-    return root
 
 
 def tiny(name, root, **overrides):
@@ -37,10 +29,10 @@ def first_losses(config, steps=3):
 
 
 @pytest.mark.parametrize("name", [name for name, config in PRESETS.items() if not METHODS[config.method].cross_modal])
-def test_plain_and_fast_paths_augment_bit_identically_from_the_same_seed(name, data_root):
+def test_plain_and_fast_paths_augment_bit_identically_from_the_same_seed(name, market_root):
     """One augmentation for both batch sources: the DataLoader (plain) and the device cache (fast)
     give the same augmented batches, pad/crop and erasing included, on the CPU."""
-    config = resolve(preset(name, dataset="market1501", data_root=str(data_root), backbone="resnet18", p=4, k=2,
+    config = resolve(preset(name, dataset="market1501", data_root=str(market_root), backbone="resnet18", p=4, k=2,
                             pretrained=False, num_workers=0, progress=False))
     dataset = train.load_dataset(config)
     plain = build_engine(replace(config, fast_path=False), dataset)
@@ -101,10 +93,10 @@ def test_loss_log_sums_like_the_host_and_finds_the_first_bad_iteration():
     assert log.flush()[:2] == (3, "total")
 
 
-def test_fast_path_trains_like_the_plain_path_from_the_same_seed(data_root):
+def test_fast_path_trains_like_the_plain_path_from_the_same_seed(market_root):
     # Same batches, same flips, inputs equal bit for bit: without bf16 the losses agree to float rounding
     # (the camera terms use torch's fused label-smoothing cross-entropy, the rest is the same arithmetic).
-    config = tiny("acn", data_root, lr=1e-5, adversary_batches="shared")
+    config = tiny("acn", market_root, lr=1e-5, adversary_batches="shared")
     plain_engine, plain = first_losses(replace(config, fast_path=False))
     fast_engine, fast = first_losses(replace(config, fast_path=True, amp=False))
     assert fast_engine.fast and fast_engine.images is not None and not plain_engine.fast
@@ -114,12 +106,12 @@ def test_fast_path_trains_like_the_plain_path_from_the_same_seed(data_root):
             assert b[key] == pytest.approx(a[key], rel=1e-5), key
 
 
-def test_fast_path_with_bf16_stays_within_bf16_tolerance(data_root):
+def test_fast_path_with_bf16_stays_within_bf16_tolerance(market_root):
     # bf16 keeps 8 mantissa bits. The camera cross-entropies stay within 1% at every step. The batch-hard
     # L_ori of a randomly initialised ResNet-50 is a difference of two distances several times its size,
     # so its bf16 error is a few percent at the first step (same weights, same batch); later steps add the
     # divergence of two trainings of a chaotic random network, which says nothing about the fast path.
-    config = tiny("acn", data_root, lr=1e-5, adversary_batches="shared", height=64, width=32, k=4)
+    config = tiny("acn", market_root, lr=1e-5, adversary_batches="shared", height=64, width=32, k=4)
     _, plain = first_losses(replace(config, fast_path=False))
     _, bf16 = first_losses(replace(config, fast_path=True, amp=True))
     assert bf16[0]["metric"] == pytest.approx(plain[0]["metric"], rel=0.05)
@@ -128,16 +120,16 @@ def test_fast_path_with_bf16_stays_within_bf16_tolerance(data_root):
             assert b[key] == pytest.approx(a[key], rel=0.01), key
 
 
-def test_fast_path_with_channels_last_and_the_loader_instead_of_the_cache(data_root):
-    config = tiny("basel", data_root, fast_path=True, channels_last=True, device_cache=False, amp=False)
+def test_fast_path_with_channels_last_and_the_loader_instead_of_the_cache(market_root):
+    config = tiny("basel", market_root, fast_path=True, channels_last=True, device_cache=False, amp=False)
     engine, values = first_losses(config, steps=2)
     assert engine.images is None
     assert engine.model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(torch.tensor(v["total"])) for v in values)
 
 
-def test_fast_path_run_resumes_bit_exactly_on_the_cpu_and_evaluates_like_the_plain_path(data_root, tmp_path):
-    config = tiny("basel", data_root, fast_path=True, amp=False, max_iterations=4, log_every=2)
+def test_fast_path_run_resumes_bit_exactly_on_the_cpu_and_evaluates_like_the_plain_path(market_root, tmp_path):
+    config = tiny("basel", market_root, fast_path=True, amp=False, max_iterations=4, log_every=2)
     whole = train.train(config, tmp_path / "whole")
     parts = train.train(replace(config, max_iterations=2), tmp_path / "parts")
     train.resume(parts, max_iterations=4)
@@ -154,7 +146,7 @@ def test_fast_path_run_resumes_bit_exactly_on_the_cpu_and_evaluates_like_the_pla
         assert on_device[key] == pytest.approx(value, abs=1e-6), key
 
 
-def test_fast_path_nan_is_found_at_the_next_log_point_and_the_last_good_checkpoint_is_kept(data_root, tmp_path,
+def test_fast_path_nan_is_found_at_the_next_log_point_and_the_last_good_checkpoint_is_kept(market_root, tmp_path,
                                                                                            monkeypatch):
     original, calls = losses.original_triplet, []
 
@@ -165,7 +157,7 @@ def test_fast_path_nan_is_found_at_the_next_log_point_and_the_last_good_checkpoi
 
     monkeypatch.setattr(losses, "original_triplet", poisoned)
     run_dir = tmp_path / "run"
-    config = tiny("basel", data_root, fast_path=True, amp=False, max_iterations=6, log_every=3, checkpoint_every=2)
+    config = tiny("basel", market_root, fast_path=True, amp=False, max_iterations=6, log_every=3, checkpoint_every=2)
     with pytest.raises(NonFiniteLossError, match="metric loss is nan at iteration 3.*log point after "
                                                        "iteration 3") as error:
         train.train(config, run_dir)

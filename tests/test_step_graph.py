@@ -6,17 +6,9 @@ import torch
 
 from readnet import train
 from readnet.config import validate
-from readnet.data.synthetic import make_dataset
 from readnet.engine import build_engine, iterate_batches, train_step
 from readnet.presets import preset, resolve
 from readnet.step_graph import EagerReplay, StepGraphs, check_capturable, plain_learning_rates
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_dataset("market1501", root, size="tiny", height=64, width=32)
-    return root
 
 
 def tiny(name, root, **overrides):
@@ -47,10 +39,10 @@ def run(config, steps, graphs):
     ("acn", {"adversary_objective": "gradient_reversal"}, {"extractor"}),  # D steps inside F's step
     ("acn", {"adversary_objective": "confusion"}, {"extractor", "discriminator"}),
 ])
-def test_replayed_steps_train_as_the_eager_steps_do(name, overrides, kinds, data_root):
+def test_replayed_steps_train_as_the_eager_steps_do(name, overrides, kinds, market_root):
     """Eight steps (two warm-ups and a capture per kind, then replays), with the lr decayed at step 5:
     the same losses and weights as the eager steps, bit for bit (as on the GPU, RESULTS.md)."""
-    config = tiny(name, data_root, **overrides)
+    config = tiny(name, market_root, **overrides)
     eager, _, eager_losses = run(config, 8, graphs=False)
     captured, graphs, graph_losses = run(config, 8, graphs=True)
     assert len(graph_losses) == 8 and set(graphs.graphs) == kinds
@@ -60,8 +52,8 @@ def test_replayed_steps_train_as_the_eager_steps_do(name, overrides, kinds, data
         assert torch.equal(a, b)
 
 
-def test_the_lr_schedule_writes_the_tensor_the_graph_reads(data_root):
-    engine, graphs, _ = run(tiny("atl", data_root), 7, graphs=True)
+def test_the_lr_schedule_writes_the_tensor_the_graph_reads(market_root):
+    engine, graphs, _ = run(tiny("atl", market_root), 7, graphs=True)
     for group, tensor in graphs.learning_rates:
         assert group["lr"] is tensor  # the same tensor across scheduler steps, not a float put in its place
     group = engine.optimizers["extractor"].param_groups[0]
@@ -71,8 +63,8 @@ def test_the_lr_schedule_writes_the_tensor_the_graph_reads(data_root):
     assert group["lr"] is graphs.learning_rates[0][1] and float(group["lr"]) == pytest.approx(1e-5)
 
 
-def test_a_captured_runs_checkpoint_holds_float_lrs_and_loads_into_an_eager_engine(data_root):
-    engine, _, _ = run(tiny("atl", data_root), 4, graphs=True)
+def test_a_captured_runs_checkpoint_holds_float_lrs_and_loads_into_an_eager_engine(market_root):
+    engine, _, _ = run(tiny("atl", market_root), 4, graphs=True)
     optimizer = plain_learning_rates(engine.optimizers["extractor"].state_dict())
     schedule = plain_learning_rates(engine.schedulers["extractor"].state_dict())
     assert all(isinstance(group["lr"], float) and not group.get("capturable") for group in optimizer["param_groups"])
@@ -84,16 +76,16 @@ def test_a_captured_runs_checkpoint_holds_float_lrs_and_loads_into_an_eager_engi
         engine.optimizers["extractor"].param_groups[0]["lr"]))
 
 
-def test_capture_is_refused_where_it_cannot_run_naming_the_setting(data_root):
-    config = tiny("atl", data_root, device="cpu")
+def test_capture_is_refused_where_it_cannot_run_naming_the_setting(market_root):
+    config = tiny("atl", market_root, device="cpu")
     engine = build_engine(config, train.load_dataset(config))
     with pytest.raises(ValueError, match="needs a CUDA device.*cuda_graph_step=false"):
         check_capturable(engine)
     with pytest.raises(ValueError, match="set cuda_graphs=false"):
-        validate(tiny("atl", data_root, cuda_graph_step=True, cuda_graphs=True))
+        validate(tiny("atl", market_root, cuda_graph_step=True, cuda_graphs=True))
 
 
-def test_a_captured_run_checkpoints_and_resumes_with_or_without_graphs(data_root, tmp_path, monkeypatch):
+def test_a_captured_run_checkpoints_and_resumes_with_or_without_graphs(market_root, tmp_path, monkeypatch):
     """The training loop with cuda_graph_step (graphs replayed eagerly here): it stops at 4 steps, its
     checkpoint resumes once without graphs and once with them, and both give the same losses."""
     import functools
@@ -101,7 +93,7 @@ def test_a_captured_run_checkpoints_and_resumes_with_or_without_graphs(data_root
     import shutil
 
     monkeypatch.setattr(train, "StepGraphs", functools.partial(StepGraphs, warmup_steps=1, graph_type=EagerReplay))
-    config = tiny("atl", data_root, cuda_graph_step=True, max_iterations=4, epochs=None, eval_every=0,
+    config = tiny("atl", market_root, cuda_graph_step=True, max_iterations=4, epochs=None, eval_every=0,
                   checkpoint_every=4, milestones=(2,))
     run_dir = train.train(config, tmp_path / "run")
     checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)

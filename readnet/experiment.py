@@ -99,10 +99,12 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    # The test suite: seconds per run on a CPU, offline, tiny generated datasets (12 ids).
+    # The test suite: seconds per run on a CPU, offline, tiny generated datasets (12 ids). The demo's
+    # ResNet-18 trunk halves each run's checkpoint (the suite's ResNet-50 runs are in test_train).
     "smoke": Scale("smoke", single_run=Budget(epochs=1), grid_run=Budget(max_iterations=2),
                    expat_run=Budget(max_iterations=2), cross_modal_run=Budget(max_iterations=2),
-                   explorer_run=Budget(max_iterations=2), p=4, k=2, height=32, width=16, last_stride=2,
+                   explorer_run=Budget(max_iterations=2), p=4, k=2, height=32, width=16, backbone="resnet18",
+                   last_stride=2,
                    pretrained=False, device="cpu", num_workers=0, warmup_steps=0, random_erasing=0.0, eval_trials=1,
                    synthetic_size="tiny"),
     # `make demo`, 15 minutes on 2 CPU cores for every notebook: a ResNet-18 trunk (the papers use

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
 
 import pathlib
+import shutil
 
 import pytest
 
@@ -33,3 +34,14 @@ def market_root(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("market")
     make_dataset("market1501", root, size="tiny", height=64, width=32)
     return root
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory, request) -> pathlib.Path:
+    """A folder for the runs one test module shares, removed when the module ends unless one of
+    its tests failed: each run's checkpoint is 100-300 MB, and CI's disk does not hold them all."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    failed_before = request.session.testsfailed
+    yield path
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(path, ignore_errors=True)

@@ -5,8 +5,8 @@ from readnet import camera_study, experiment, plots
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    base = tmp_path_factory.mktemp("camera_study")
+def table(module_dir):
+    base = module_dir
     exp = experiment.setup("smoke", "test", output_dir=str(base / "figures"), cache_dir=str(base / "cache"),
                            log=lambda line: None)
     arms = [camera_study.arm("basel"), camera_study.arm("acn", w2=1.0, adversary_objective="confusion")]

@@ -68,10 +68,10 @@ def _rank_worker(rank: int, data_root: str, tmp_dir: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
+def ranks(tmp_path_factory, module_dir):
     root = tmp_path_factory.mktemp("data")
     make_dataset("market1501", root, size="tiny", height=64, width=32)
-    tmp_dir = tmp_path_factory.mktemp("ddp")
+    tmp_dir = module_dir
     mp.spawn(_rank_worker, args=(str(root), str(tmp_dir)), nprocs=WORLD_SIZE, join=True)
     return tmp_dir, [json.loads((tmp_dir / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
 

@@ -9,8 +9,8 @@ from readnet import experiment, runs
 
 
 @pytest.fixture(scope="module")
-def small_demo(tmp_path_factory):
-    base = tmp_path_factory.mktemp("expat_demo")
+def small_demo(module_dir):
+    base = module_dir
     exp = experiment.setup("demo", "test", output_dir=str(base / "figures"), cache_dir=str(base / "cache"),
                            log=lambda line: None)
     scale = dataclasses.replace(exp.scale, height=32, width=16, expat_run=experiment.Budget(max_iterations=25),

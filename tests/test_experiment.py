@@ -94,8 +94,9 @@ def test_config_applies_scale_budget_then_overrides(smoke, monkeypatch):
     assert (config.p, config.k, config.height, config.width, config.device) == (4, 2, 32, 16, "cpu")
     assert (config.epochs, config.max_iterations, config.margin) == (TrainConfig.epochs, 7, 0.1)
     assert config.data_root == "/data" and config.seed == 0
-    overridden = dataclasses.replace(smoke, overrides={"p": 6, "backbone": "resnet18"})
+    overridden = dataclasses.replace(smoke, overrides={"p": 6, "backbone": "resnet34"})
     assert overridden.config("basel", "market1501", experiment.Budget()).p == 6
+    assert overridden.config("basel", "market1501", experiment.Budget()).backbone == "resnet34"
     with pytest.raises(ValueError, match="margin set both as a parameter and in overrides"):
         dataclasses.replace(smoke, overrides={"margin": 0.2}).config("atl", "market1501", experiment.Budget(),
                                                                     margin=0.1)

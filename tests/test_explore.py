@@ -158,9 +158,9 @@ def test_choose_data_generates_then_recognises_synthetic_data(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def runs_root(tmp_path_factory):
+def runs_root(module_dir):
     """Two finished one-iteration runs (Basel, ATL) on one tiny synthetic dataset, plus an unfinished one."""
-    base = tmp_path_factory.mktemp("explore")
+    base = module_dir
     data = explore.choose_data("market1501", None, base / "cache", size="tiny", height=32, width=16)
     root = base / "runs"
     for method in ("basel", "atl"):

@@ -66,9 +66,9 @@ def data_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def finished_run(data_root, tmp_path_factory):
+def finished_run(data_root, module_dir):
     """A basel run of one whole epoch (3 iterations), trained and evaluated."""
-    return train.train(tiny("basel", data_root, max_iterations=3), tmp_path_factory.mktemp("finished") / "run")
+    return train.train(tiny("basel", data_root, max_iterations=3), module_dir / "run")
 
 
 def dead_pid():

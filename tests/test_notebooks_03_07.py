@@ -14,8 +14,8 @@ NOTEBOOKS = ("03", "04", "05", "06", "07")
 
 
 @pytest.fixture(scope="module")
-def smoke_run(repo_root, tmp_path_factory):
-    base = tmp_path_factory.mktemp("smoke_03_07")
+def smoke_run(repo_root, module_dir):
+    base = module_dir
     config = reproduce.ReproduceConfig(profile="smoke", only=NOTEBOOKS, out=base / "run", cache_dir=base / "cache",
                                        notebooks_dir=repo_root / "notebooks", figures_dir=None)
     report = reproduce.reproduce(config, log=lambda line: None)

@@ -104,9 +104,8 @@ SCALES: dict[str, Scale] = {
     "smoke": Scale("smoke", single_run=Budget(epochs=1), grid_run=Budget(max_iterations=2),
                    expat_run=Budget(max_iterations=2), cross_modal_run=Budget(max_iterations=2),
                    explorer_run=Budget(max_iterations=2), p=4, k=2, height=32, width=16, backbone="resnet18",
-                   last_stride=2,
-                   pretrained=False, device="cpu", num_workers=0, warmup_steps=0, random_erasing=0.0, eval_trials=1,
-                   synthetic_size="tiny"),
+                   last_stride=2, pretrained=False, device="cpu", num_workers=0, warmup_steps=0, random_erasing=0.0,
+                   eval_trials=1, synthetic_size="tiny"),
     # `make demo`, 15 minutes on 2 CPU cores for every notebook: a ResNet-18 trunk (the papers use
     # ResNet-50) at 64x32 from random weights learns the generated identities within ~100 iterations.
     # Last stride 2 (expAT's recipe has 1) leaves layer4 a 2x1 map, about 30 % less work per step,

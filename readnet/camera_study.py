@@ -58,8 +58,7 @@ def pixel_probe(folder, config: synthetic.SyntheticConfig) -> tuple[float, float
     return camera_probe_accuracy(pixels, camids, inverse_regularization=synthetic.PIXEL_PROBE_INVERSE_REGULARIZATION)
 
 
-def _pixel_probe_of(experiment: Experiment, dataset: str, strength: float) -> float:
-    root = experiment.data(dataset, camera_strength=strength).root
+def _pixel_probe_of(root: pathlib.Path, dataset: str) -> float:
     folder = root / synthetic.LAYOUTS[dataset].folder
     config = synthetic.SyntheticConfig(**json.loads((folder / synthetic.MANIFEST_NAME).read_text())["config"])
     return 100 * pixel_probe(folder, config)[0]
@@ -73,7 +72,7 @@ def run_grid(experiment: Experiment, dataset: str, arms: typing.Sequence[Arm], s
     rows = []
     for strength in strengths:
         choice = experiment.data(dataset, camera_strength=strength)
-        pixels = _pixel_probe_of(experiment, dataset, strength)
+        pixels = _pixel_probe_of(choice.root, dataset)
         for each in arms:
             for seed in seeds:
                 started = time.perf_counter()

@@ -285,7 +285,7 @@ def regdb_trial_results(run_dirs: typing.Mapping[int, pathlib.Path]) -> pd.DataF
     protocol's 10 trials do (expAT §4)."""
     if not run_dirs:
         raise ValueError("run_dirs is empty: pass {trial: run folder} for at least one RegDB trial")
-    finals = {}
+    finals, methods = {}, []
     for trial, run_dir in run_dirs.items():
         run = runs.load_run(run_dir)
         if run.config["dataset"] != "regdb" or run.final_metrics is None:
@@ -293,7 +293,8 @@ def regdb_trial_results(run_dirs: typing.Mapping[int, pathlib.Path]) -> pd.DataF
         if run.config["regdb_trial"] != trial:
             raise ValueError(f"{run_dir} ran RegDB trial {run.config['regdb_trial']}, not trial {trial}")
         finals[trial] = run.final_metrics["settings"]
-    method = runs.load_run(next(iter(run_dirs.values()))).config["method"]
+        methods.append(run.config["method"])
+    method = methods[0]
     rows = []
     for direction in evaluation.REGDB_DIRECTIONS:
         per_trial = [finals[trial][direction] for trial in run_dirs]
